@@ -1,0 +1,58 @@
+/**
+ * A WebSocket (RFC 6455) codec built on WHATWG Streams, for Deno, Bun and
+ * Node, with no dependencies.
+ *
+ * Bytes become frames, and frames bytes, through `TransformStream`s, so
+ * chunking, backpressure and composition come from the streams themselves.
+ *
+ * @example A round trip through the frame streams
+ * ```ts
+ * import { FrameDecoderStream, FrameEncoderStream, Opcode } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const frames = [
+ *   { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: Opcode.Text, payload: new TextEncoder().encode("hi") },
+ *   { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: Opcode.Ping, payload: new Uint8Array() },
+ * ];
+ * const decoded = await Array.fromAsync(
+ *   ReadableStream.from(frames)
+ *     .pipeThrough(new FrameEncoderStream({ role: "client" }))
+ *     .pipeThrough(new FrameDecoderStream({ role: "server" })),
+ * );
+ * assert.deepEqual(decoded, frames);
+ * ```
+ *
+ * @module
+ */
+
+export { CloseCode } from "./src/close_code.ts";
+export {
+  WebSocketError,
+  type WebSocketErrorCode,
+  type WebSocketErrorOptions,
+} from "./src/errors.ts";
+export {
+  DEFAULT_MAX_FRAME_SIZE,
+  type Frame,
+  MAX_CONTROL_PAYLOAD,
+  type Role,
+} from "./src/frame.ts";
+export {
+  FrameDecoder,
+  type FrameDecoderOptions,
+  type ReservedBits,
+} from "./src/frame_decoder.ts";
+export {
+  FrameDecoderStream,
+  type FrameDecoderStreamOptions,
+} from "./src/frame_decoder_stream.ts";
+export {
+  encodeFrame,
+  FrameEncoder,
+  type FrameEncoderOptions,
+} from "./src/frame_encoder.ts";
+export {
+  FrameEncoderStream,
+  type FrameEncoderStreamOptions,
+} from "./src/frame_encoder_stream.ts";
+export { isControlOpcode, isKnownOpcode, Opcode } from "./src/opcode.ts";

@@ -1,0 +1,63 @@
+// Helpers shared by the tests.
+
+import type { Frame } from "../src/frame.ts";
+import type { Opcode } from "../src/opcode.ts";
+
+/** A frame with every field given, the rest defaulted. */
+export function frame(
+  opcode: Opcode,
+  payload: Uint8Array | string,
+  fields: Partial<Frame> = {},
+): Frame {
+  return {
+    fin: true,
+    rsv1: false,
+    rsv2: false,
+    rsv3: false,
+    opcode,
+    payload: typeof payload === "string"
+      ? new TextEncoder().encode(payload)
+      : payload,
+    ...fields,
+  };
+}
+
+/** Bytes from numbers, for readable golden vectors. */
+export function bytes(...values: number[]): Uint8Array {
+  return new Uint8Array(values);
+}
+
+/** Concatenates chunks into one buffer. */
+export function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/** Reads a stream to its end. */
+export async function collect<T>(stream: ReadableStream<T>): Promise<T[]> {
+  const out: T[] = [];
+  const reader = stream.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) return out;
+    out.push(value);
+  }
+}
+
+/** A readable stream of the given chunks. */
+export function streamOf<T>(chunks: readonly T[]): ReadableStream<T> {
+  let i = 0;
+  return new ReadableStream<T>({
+    pull(controller) {
+      if (i < chunks.length) controller.enqueue(chunks[i++]);
+      else controller.close();
+    },
+  });
+}

@@ -1,0 +1,106 @@
+// The one test command: every test on Node, Deno and Bun, then lint, format,
+// type and publish checks. Runs under the `node` that npm puts first on PATH
+// (the current LTS, from the `node` dev dependency), and ends with one line:
+// "N passed, N failed".
+
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = (name) =>
+  fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
+const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
+
+const counts = (pass, fail) => ({ pass: Number(pass), fail: Number(fail) });
+
+const steps = [
+  {
+    name: "node --test",
+    command: [
+      bin("node"),
+      "--test",
+      "--test-reporter=spec",
+      "tests/**/*_test.ts",
+    ],
+    parse: (out) => {
+      const pass = out.match(/^ℹ pass (\d+)$/m);
+      const fail = out.match(/^ℹ fail (\d+)$/m);
+      return pass && fail ? counts(pass[1], fail[1]) : null;
+    },
+  },
+  {
+    name: "deno test",
+    command: [bin("deno"), "test", "-A", "--doc", "--quiet"],
+    parse: (out) => {
+      const m = out.match(
+        /\| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/,
+      );
+      return m ? counts(m[1], m[3]) : null;
+    },
+  },
+  {
+    name: "bun test",
+    command: [bin("bun"), "test", "./tests/"],
+    parse: (out) => {
+      const pass = out.match(/^\s*(\d+) pass$/m);
+      const fail = out.match(/^\s*(\d+) fail$/m);
+      return pass && fail ? counts(pass[1], fail[1]) : null;
+    },
+  },
+  { name: "deno lint", command: [bin("deno"), "lint"] },
+  { name: "deno fmt --check", command: [bin("deno"), "fmt", "--check"] },
+  { name: "deno check (strict)", command: [bin("deno"), "check", "."] },
+  {
+    name: "deno publish --dry-run",
+    command: [bin("deno"), "publish", "--dry-run", "--allow-dirty"],
+  },
+];
+
+let passed = 0;
+let failed = 0;
+const summary = [];
+for (const step of steps) {
+  console.log(`\n=== ${step.name}`);
+  const started = performance.now();
+  const [command, ...args] = step.command;
+  const result = spawnSync(command, args, {
+    cwd: root,
+    env,
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+  });
+  const output = `${result.stdout ?? ""}${result.stderr ?? ""}`;
+  process.stdout.write(output);
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const ok = result.status === 0;
+  if (step.parse) {
+    const c = step.parse(output);
+    if (c === null) {
+      failed++;
+      summary.push(
+        `${step.name}: no test count found (exit ${result.status}) [${seconds}s]`,
+      );
+      continue;
+    }
+    // A non-zero exit with no failed test counted still fails the step.
+    const fail = c.fail + (ok || c.fail > 0 ? 0 : 1);
+    passed += c.pass;
+    failed += fail;
+    summary.push(
+      `${step.name}: ${c.pass} passed, ${fail} failed [${seconds}s]`,
+    );
+  } else {
+    if (ok) passed++;
+    else failed++;
+    summary.push(
+      `${step.name}: ${
+        ok ? "ok" : `FAILED (exit ${result.status})`
+      } [${seconds}s]`,
+    );
+  }
+}
+
+console.log("\n=== summary");
+for (const line of summary) console.log(line);
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 ? 0 : 1;
