@@ -5,6 +5,7 @@
  */
 
 import { mask, readMaskKey } from "./_mask.ts";
+import { checkRole, checkSize } from "./_options.ts";
 import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -103,15 +104,7 @@ export class FrameDecoder {
 
   /** Creates a decoder for one direction of one connection. */
   constructor(options: FrameDecoderOptions) {
-    const role = options.role;
-    if (role !== "client" && role !== "server") {
-      throw new TypeError(
-        `Cannot create FrameDecoder: role must be "client" or "server", got ${
-          String(role)
-        }`,
-      );
-    }
-    this.#server = role === "server";
+    this.#server = checkRole("FrameDecoder", options.role) === "server";
     this.#maxFrameSize = checkSize(
       "maxFrameSize",
       options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
@@ -357,14 +350,4 @@ function fail(
   what: string,
 ): never {
   throw new WebSocketError(`Cannot decode frame: ${what}`, { code, closeCode });
-}
-
-/** Validates a byte-size option: a whole number from 0 to 2^53 - 1. */
-export function checkSize(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot use ${name}: expected a whole number of bytes from 0 to 2^53 - 1, got ${value}`,
-    );
-  }
-  return value;
 }

@@ -6,6 +6,7 @@
  */
 
 import { mask, readMaskKey } from "./_mask.ts";
+import { checkRole } from "./_options.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD, type Role } from "./frame.ts";
 import { isKnownOpcode } from "./opcode.ts";
 
@@ -76,15 +77,7 @@ export class FrameEncoder {
 
   /** Creates an encoder for one direction of one connection. */
   constructor(options: FrameEncoderOptions) {
-    const role = options.role;
-    if (role !== "client" && role !== "server") {
-      throw new TypeError(
-        `Cannot create FrameEncoder: role must be "client" or "server", got ${
-          String(role)
-        }`,
-      );
-    }
-    this.#masked = role === "client";
+    this.#masked = checkRole("FrameEncoder", options.role) === "client";
     const source = options.maskKey;
     this.#maskKey = source === undefined
       ? randomMaskKey

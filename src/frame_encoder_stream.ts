@@ -5,6 +5,7 @@
  */
 
 import type { Frame } from "./frame.ts";
+import { Stage } from "./_stage.ts";
 import { FrameEncoder, type FrameEncoderOptions } from "./frame_encoder.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
@@ -17,7 +18,8 @@ export type FrameEncoderStreamOptions = FrameEncoderOptions;
  * @example Encoding, then decoding again
  * ```ts
  * import { FrameDecoderStream } from "./frame_decoder_stream.ts";
- * import { FrameEncoderStream } from "./frame_encoder_stream.ts";
+ * import { Stage } from "./_stage.ts";
+import { FrameEncoderStream } from "./frame_encoder_stream.ts";
  * import { Opcode } from "./opcode.ts";
  * import assert from "node:assert/strict";
  *
@@ -32,16 +34,18 @@ export type FrameEncoderStreamOptions = FrameEncoderOptions;
  * assert.deepEqual(frames[0].payload, payload);
  * ```
  */
-export class FrameEncoderStream extends TransformStream<Frame, Uint8Array> {
+export class FrameEncoderStream extends Stage<Frame, Uint8Array> {
+  readonly #encoder: FrameEncoder;
+  readonly #emit = (bytes: Uint8Array) => this.enqueue(bytes);
+
   /** Creates an encoding stream for one direction of one connection. */
   constructor(options: FrameEncoderStreamOptions) {
-    const encoder = new FrameEncoder(options);
-    let emit: (bytes: Uint8Array) => void;
-    super({
-      start: (controller) => {
-        emit = (bytes) => controller.enqueue(bytes);
-      },
-      transform: (frame) => encoder.encode(frame, emit),
-    });
+    super();
+    this.#encoder = new FrameEncoder(options);
+  }
+
+  /** Serializes one frame. */
+  protected transform(frame: Frame): void {
+    this.#encoder.encode(frame, this.#emit);
   }
 }

@@ -1,0 +1,198 @@
+// A stage is a synchronous core behind a readable/writable pair: the shape of
+// every stream in this library.
+//
+// Why not TransformStream: a stream hop costs more than decoding a small
+// frame, and a TransformStream cannot tell when its readable side is pulled.
+// A stage can, which gives it two things:
+//
+// - Fusion. When a stage's readable is piped with pipeThrough() into another
+//   stage, the first hands its chunks straight to the second's core instead of
+//   through a stream hop, so bytes → frames → messages costs one hop, not two.
+//   Everything observable stays the same: the same chunks, errors, closing,
+//   cancellation and backpressure (tests/stage_fusion_test.ts checks it).
+// - Backpressure from inside: a stage can wait for its reader between the
+//   pieces of one input (the fragments of a large message), so a control
+//   frame can be slotted in between them.
+
+type Waiter = () => void;
+
+const noop = () => {};
+
+/**
+ * The base of every stream in this library. Subclasses implement
+ * `transform` (synchronous when `fusable`) and optionally `flush` and
+ * `cleanup`, and call `enqueue` for their output.
+ */
+export abstract class Stage<I, O> {
+  /** The output side. */
+  readonly readable: ReadableStream<O>;
+  /** The input side. */
+  readonly writable: WritableStream<I>;
+
+  #readableController!: ReadableStreamDefaultController<O>;
+  #writableController!: WritableStreamDefaultController;
+  #next: Stage<O, unknown> | null = null;
+  #nextWriter: WritableStreamDefaultWriter<O> | null = null;
+  #prev: Stage<unknown, I> | null = null;
+  #waiters: Waiter[] = [];
+  #enqueued = false;
+  #finished = false;
+
+  constructor(highWaterMark = 1) {
+    this.readable = new ReadableStream<O>({
+      start: (controller) => {
+        this.#readableController = controller;
+      },
+      pull: () => this.wake(),
+      cancel: (reason) => this.#cancel(reason),
+    }, { highWaterMark });
+    this.writable = new WritableStream<I>({
+      start: (controller) => {
+        this.#writableController = controller;
+      },
+      write: (chunk) => this.#write(chunk),
+      close: () => this.#close(),
+      abort: (reason) => this.#fail(reason),
+    });
+    const readable = this.readable;
+    const pipeThrough = readable.pipeThrough;
+    readable.pipeThrough = ((transform, options) => {
+      if (
+        transform instanceof Stage && transform.fusable &&
+        options === undefined && !this.#enqueued && !readable.locked &&
+        !transform.writable.locked
+      ) {
+        return this.#fuse(transform);
+      }
+      return pipeThrough.call(readable, transform, options);
+    }) as typeof pipeThrough;
+  }
+
+  /** Whether `transform` is synchronous, so an upstream stage may fuse into it. */
+  protected get fusable(): boolean {
+    return true;
+  }
+
+  /** Takes one input chunk; calls `enqueue` for each output chunk. */
+  protected abstract transform(chunk: I): void | Promise<void>;
+
+  /** Called once when the input ends; may enqueue a last output. */
+  protected flush(): void {}
+
+  /** Called once when the stage fails or is cancelled, with the reason. */
+  protected cleanup(_reason: unknown): void {}
+
+  /**
+   * A promise for when a subclass can take more input, or undefined if it
+   * can now. The default waits for the reader; a subclass may add its own
+   * conditions (a message body that is full).
+   */
+  protected ready(): Promise<void> | undefined {
+    const next = this.#next;
+    if (next !== null) return next.ready();
+    const desired = this.#readableController.desiredSize;
+    if (desired === null || desired > 0 || this.#finished) return undefined;
+    return this.wait();
+  }
+
+  /** A promise that the next `wake()` resolves. */
+  protected wait(): Promise<void> {
+    return new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Wakes whatever waits in `ready()`. */
+  protected wake(): void {
+    const waiters = this.#waiters;
+    if (waiters.length === 0) return;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Hands one output chunk on: to the fused next stage, or to the readable. */
+  protected enqueue(chunk: O): void {
+    const next = this.#next;
+    if (next !== null) {
+      next.#transformFused(chunk);
+    } else {
+      this.#enqueued = true;
+      this.#readableController.enqueue(chunk);
+    }
+  }
+
+  /** Whether the stage has closed, failed or been cancelled. */
+  protected get finished(): boolean {
+    return this.#finished;
+  }
+
+  #transformFused(chunk: I): void {
+    // The upstream stage's write() is running; its catch handles throws.
+    this.transform(chunk);
+  }
+
+  #write(chunk: I): void | Promise<void> {
+    let waiting: void | Promise<void>;
+    try {
+      waiting = this.transform(chunk);
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    }
+    if (waiting !== undefined) {
+      return waiting.then(() => this.ready(), (error) => {
+        this.#fail(error);
+        throw error;
+      });
+    }
+    return this.ready();
+  }
+
+  #close(): void | Promise<void> {
+    try {
+      this.flush();
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    }
+    this.#finished = true;
+    this.wake();
+    this.#readableController.close();
+    const nextWriter = this.#nextWriter;
+    if (nextWriter !== null) return nextWriter.close();
+  }
+
+  // The input failed (abort), or this stage's core threw: fail the output
+  // the same way.
+  #fail(reason: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.wake();
+    this.cleanup(reason);
+    this.#readableController.error(reason);
+    const nextWriter = this.#nextWriter;
+    if (nextWriter !== null) nextWriter.abort(reason).catch(noop);
+  }
+
+  // The reader cancelled: fail the input side, so whatever pipes into it
+  // cancels its own source, as a TransformStream would.
+  #cancel(reason: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.wake();
+    this.cleanup(reason);
+    this.#writableController.error(reason);
+    const prev = this.#prev;
+    if (prev !== null) prev.#cancel(reason);
+  }
+
+  #fuse<T>(next: Stage<O, T>): ReadableStream<T> {
+    // Lock both ends that a real pipe would lock; nothing flows through them.
+    const reader = this.readable.getReader();
+    reader.closed.catch(noop);
+    const writer = next.writable.getWriter();
+    writer.closed.catch(noop);
+    this.#next = next;
+    this.#nextWriter = writer;
+    next.#prev = this as Stage<unknown, O>;
+    return next.readable;
+  }
+}
