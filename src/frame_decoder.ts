@@ -13,7 +13,7 @@ import {
   MAX_CONTROL_PAYLOAD,
   type Role,
 } from "./frame.ts";
-import { isKnownOpcode, type Opcode } from "./opcode.ts";
+import { isKnownOpcode, Opcode } from "./opcode.ts";
 
 /** Reserved bits a negotiated extension has given a meaning to. */
 export interface ReservedBits {
@@ -45,6 +45,18 @@ export interface FrameDecoderOptions {
    * @default {{}} (none)
    */
   reservedBits?: ReservedBits;
+  /**
+   * Hand on what has arrived of a data frame at the end of each chunk, as a
+   * frame of its own, instead of holding the frame until it is complete. A
+   * frame may then come out as several: the first with its opcode, RSV1 and
+   * no FIN, the rest as continuations, the last with its FIN. A message
+   * means the same however it is fragmented (RFC 6455 §5.4), and memory
+   * stays bounded by the chunk size whatever the frame size. Control frames
+   * (125 bytes at most) and frames with RSV2 or RSV3 are never split.
+   *
+   * @default {false}
+   */
+  splitFrames?: boolean;
 }
 
 const FIN = 0x80;
@@ -88,13 +100,17 @@ export class FrameDecoder {
   readonly #server: boolean;
   readonly #maxFrameSize: number;
   readonly #allowedBits: number;
+  readonly #split: boolean;
 
   // A header split across chunks, gathered.
   readonly #header = new Uint8Array(MAX_HEADER);
   #headerLength = 0;
 
-  // A payload split across chunks, being filled.
+  // A payload split across chunks, in progress: being filled into
+  // `#payload`, or handed on in pieces (split mode, `#payload` null).
+  #inFrame = false;
   #payload: Uint8Array | null = null;
+  #length = 0;
   #filled = 0;
   #b0 = 0;
   #key = 0;
@@ -109,6 +125,7 @@ export class FrameDecoder {
       "maxFrameSize",
       options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
     );
+    this.#split = options.splitFrames === true;
     const bits = options.reservedBits ?? {};
     this.#allowedBits = (bits.rsv1 ? RSV1 : 0) | (bits.rsv2 ? RSV2 : 0) |
       (bits.rsv3 ? RSV3 : 0);
@@ -116,7 +133,7 @@ export class FrameDecoder {
 
   /** Whether the decoder holds part of a frame, waiting for more bytes. */
   get pending(): boolean {
-    return this.#headerLength > 0 || this.#payload !== null;
+    return this.#headerLength > 0 || this.#inFrame;
   }
 
   /**
@@ -154,9 +171,9 @@ export class FrameDecoder {
     const end = chunk.length;
     let offset = 0;
 
-    if (this.#payload !== null) {
+    if (this.#inFrame) {
       offset = this.#fill(chunk, emit);
-      if (this.#payload !== null) return;
+      if (this.#inFrame) return;
     }
 
     if (this.#headerLength > 0) {
@@ -171,7 +188,7 @@ export class FrameDecoder {
       if (this.#headerLength < size) return;
       this.#headerLength = 0;
       offset = this.#frame(header, 0, size, chunk, offset, emit);
-      if (this.#payload !== null) return;
+      if (this.#inFrame) return;
     }
 
     while (offset < end) {
@@ -185,7 +202,7 @@ export class FrameDecoder {
         return;
       }
       offset = this.#frame(chunk, offset, size, chunk, offset + size, emit);
-      if (this.#payload !== null) return;
+      if (this.#inFrame) return;
     }
   }
 
@@ -302,8 +319,16 @@ export class FrameDecoder {
       emit(makeFrame(b0, payload));
       return offset + length;
     }
-    // The payload spans chunks: allocate it once, at its known size.
-    this.#payload = new Uint8Array(length);
+    // The payload spans chunks. In split mode, a data frame goes on in
+    // pieces as its bytes arrive (RFC 6455 §5.4: fragmentation carries no
+    // meaning, so an intermediary may change it); RSV2 and RSV3 belong to
+    // unknown extensions, which may not allow that. Otherwise the payload is
+    // allocated once, at its known size.
+    const split = this.#split && (b0 & 0x08) === 0 &&
+      (b0 & (RSV2 | RSV3)) === 0;
+    this.#payload = split ? null : new Uint8Array(length);
+    this.#inFrame = true;
+    this.#length = length;
     this.#filled = 0;
     this.#b0 = b0;
     this.#key = key;
@@ -311,24 +336,42 @@ export class FrameDecoder {
     return this.#fill(chunk.subarray(offset), emit) + offset;
   }
 
-  // Copies what `chunk` has of the payload being filled; emits the frame when
-  // it is complete. Returns how much of `chunk` it used.
+  // Takes what `chunk` has of the payload in progress: copied into the
+  // buffer, or in split mode handed on as a piece. Returns how much of
+  // `chunk` it used.
   #fill(chunk: Uint8Array, emit: (frame: Frame) => void): number {
-    const payload = this.#payload!;
-    const take = Math.min(chunk.length, payload.length - this.#filled);
-    payload.set(chunk.subarray(0, take), this.#filled);
-    if (this.#masked) {
-      mask(
-        payload.subarray(this.#filled, this.#filled + take),
-        this.#key,
-        this.#filled,
-      );
-    }
+    const phase = this.#filled;
+    const need = this.#length - phase;
+    const take = Math.min(chunk.length, need);
+    const done = take === need;
     this.#filled += take;
-    if (this.#filled === payload.length) {
-      this.#payload = null;
-      emit(makeFrame(this.#b0, payload));
+    const payload = this.#payload;
+    if (payload === null) {
+      if (take > 0) {
+        const piece = chunk.subarray(0, take);
+        if (this.#masked) mask(piece, this.#key, phase);
+        const first = phase === 0;
+        const b0 = this.#b0;
+        emit({
+          fin: done && (b0 & FIN) !== 0,
+          rsv1: first && (b0 & RSV1) !== 0,
+          rsv2: false,
+          rsv3: false,
+          opcode: first ? (b0 & 0x0f) as Opcode : Opcode.Continuation,
+          payload: piece,
+        });
+      }
+    } else {
+      payload.set(chunk.subarray(0, take), phase);
+      if (this.#masked) {
+        mask(payload.subarray(phase, phase + take), this.#key, phase);
+      }
+      if (done) {
+        this.#payload = null;
+        emit(makeFrame(this.#b0, payload));
+      }
     }
+    if (done) this.#inFrame = false;
     return take;
   }
 }

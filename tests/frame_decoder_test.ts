@@ -356,3 +356,68 @@ test("FrameDecoder rejects bad options as the caller's mistake", () => {
     RangeError,
   );
 });
+
+// Split mode.
+
+test("FrameDecoder with splitFrames hands on a data frame in pieces as it arrives", () => {
+  const payload = new Uint8Array(300).map((_, i) => i);
+  const whole = concat([bytes(0x41 | 0x80, 0x7e, 0x01, 0x2c), payload]); // RSV1, FIN, text
+  const input = whole.slice();
+  const frames = decode(
+    [
+      input.subarray(0, 10),
+      input.subarray(10, 4 + 150),
+      input.subarray(4 + 150),
+    ],
+    { role: "client", splitFrames: true, reservedBits: { rsv1: true } },
+  );
+  assert.deepEqual(frames, [
+    frame(Opcode.Text, payload.subarray(0, 6), { fin: false, rsv1: true }),
+    frame(Opcode.Continuation, payload.subarray(6, 150), { fin: false }),
+    frame(Opcode.Continuation, payload.subarray(150)),
+  ]);
+  // The pieces are views of the chunks, not copies.
+  assert.equal(frames[1].payload.buffer, input.buffer);
+});
+
+test("FrameDecoder with splitFrames unmasks each piece at its own offset", () => {
+  const key = [0x37, 0xfa, 0x21, 0x3d];
+  const text = new TextEncoder().encode("Hello, world");
+  const masked = concat([
+    bytes(0x81, 0x80 | text.length, ...key),
+    text.map((b, i) => b ^ key[i % 4]),
+  ]);
+  for (let split = 7; split < masked.length; split++) {
+    const input = masked.slice();
+    const frames = decode([input.subarray(0, split), input.subarray(split)], {
+      role: "server",
+      splitFrames: true,
+    });
+    assert.equal(
+      frames.map((f) => new TextDecoder().decode(f.payload)).join(""),
+      "Hello, world",
+      `split at ${split}`,
+    );
+    assert.equal(frames.at(-1)!.fin, true);
+  }
+});
+
+test("FrameDecoder with splitFrames keeps control frames and RSV2/RSV3 frames whole", () => {
+  const ping = concat([bytes(0x89, 0x05), new TextEncoder().encode("Hello")]);
+  assert.deepEqual(
+    decode([ping.subarray(0, 4), ping.subarray(4)], {
+      role: "client",
+      splitFrames: true,
+    }),
+    [frame(Opcode.Ping, "Hello")],
+  );
+  const rsv2 = concat([bytes(0xa2, 0x03), bytes(1, 2, 3)]);
+  assert.deepEqual(
+    decode([rsv2.subarray(0, 3), rsv2.subarray(3)], {
+      role: "client",
+      splitFrames: true,
+      reservedBits: { rsv2: true },
+    }),
+    [frame(Opcode.Binary, bytes(1, 2, 3), { rsv2: true })],
+  );
+});
