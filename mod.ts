@@ -2,8 +2,14 @@
  * A WebSocket (RFC 6455) codec built on WHATWG Streams, for Deno, Bun and
  * Node, with no dependencies.
  *
- * Bytes become frames, and frames bytes, through `TransformStream`s, so
- * chunking, backpressure and composition come from the streams themselves.
+ * Bytes become frames, frames messages, and back, each step a stream with
+ * `readable` and `writable` sides, so chunking, fragmentation, backpressure
+ * and composition come from the streams themselves:
+ *
+ * ```
+ * bytes ─FrameDecoderStream─▶ frames ─MessageDecoderStream─▶ messages
+ * bytes ◀─FrameEncoderStream─ frames ◀─MessageEncoderStream─ messages
+ * ```
  *
  * @example A round trip through the frame streams
  * ```ts
@@ -55,4 +61,31 @@ export {
   FrameEncoderStream,
   type FrameEncoderStreamOptions,
 } from "./src/frame_encoder_stream.ts";
+export {
+  DEFAULT_FRAGMENT_SIZE,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  type IncomingMessage,
+  type Message,
+  type MessageType,
+  type OutgoingMessage,
+} from "./src/message.ts";
+export {
+  MessageDecoder,
+  type MessageDecoderOptions,
+  type MessageHandler,
+} from "./src/message_decoder.ts";
+export {
+  type DecodedMessage,
+  MessageDecoderStream,
+  type MessageDecoderStreamOptions,
+} from "./src/message_decoder_stream.ts";
+export {
+  MessageEncoder,
+  type MessageEncoderOptions,
+} from "./src/message_encoder.ts";
+export {
+  MessageEncoderStream,
+  type MessageEncoderStreamOptions,
+  type MessageInput,
+} from "./src/message_encoder_stream.ts";
 export { isControlOpcode, isKnownOpcode, Opcode } from "./src/opcode.ts";

@@ -17,6 +17,10 @@ export type WebSocketErrorCode =
   | "masked_frame"
   | "invalid_length"
   | "frame_too_big"
+  | "unexpected_continuation"
+  | "expected_continuation"
+  | "invalid_utf8"
+  | "message_too_big"
   | "unexpected_end";
 
 /** Options for {@linkcode WebSocketError}. */

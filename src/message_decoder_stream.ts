@@ -1,0 +1,248 @@
+/**
+ * Frames to messages, as a stream: whole messages, or each message as a
+ * stream of its own.
+ *
+ * @module
+ */
+
+import { Stage } from "./_stage.ts";
+import type { Frame } from "./frame.ts";
+import type { IncomingMessage, Message, MessageType } from "./message.ts";
+import {
+  MessageDecoder,
+  type MessageDecoderOptions,
+  type MessageHandler,
+} from "./message_decoder.ts";
+
+/** Options for {@linkcode MessageDecoderStream}. */
+export interface MessageDecoderStreamOptions<S extends boolean = boolean>
+  extends MessageDecoderOptions {
+  /**
+   * Deliver each message as an {@linkcode IncomingMessage} as soon as its
+   * first frame arrives, its data following on `message.stream`, instead of
+   * as a whole `string` or `Uint8Array`. Frames are pulled only as fast as
+   * each message's stream is read, and no whole message is ever held, so
+   * `maxMessageSize` has no default limit in this mode.
+   *
+   * @default {false}
+   */
+  streaming?: S;
+  /**
+   * Called with each control frame (ping, pong, close), in the order the
+   * frames arrived, including between the fragments of a message. Without
+   * it, control frames are dropped.
+   *
+   * @default {undefined}
+   */
+  onControl?: (frame: Frame) => void;
+}
+
+/** What a {@linkcode MessageDecoderStream} yields: by mode. */
+export type DecodedMessage<S extends boolean> = S extends true ? IncomingMessage
+  : Message;
+
+/**
+ * Reassembles frames into messages (RFC 6455 §5.4): text as `string`,
+ * binary as `Uint8Array`, or with `{ streaming: true }` as
+ * {@linkcode IncomingMessage}s. Errors with a {@linkcode WebSocketError}
+ * when the peer breaks the rules: a misplaced continuation (1002), invalid
+ * UTF-8 (1007, at the first fragment that shows it), a message over
+ * `maxMessageSize` (1009).
+ *
+ * @example The whole incoming pipeline
+ * ```ts
+ * import { FrameDecoderStream } from "./frame_decoder_stream.ts";
+ * import { MessageDecoderStream } from "./message_decoder_stream.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // RFC 6455 §5.7: "Hel" and "lo" as two fragments, then binary [1, 2].
+ * const bytes = ReadableStream.from([
+ *   new Uint8Array([0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]),
+ *   new Uint8Array([0x82, 0x02, 0x01, 0x02]),
+ * ]);
+ * const messages = await Array.fromAsync(
+ *   bytes
+ *     .pipeThrough(new FrameDecoderStream({ role: "client" }))
+ *     .pipeThrough(new MessageDecoderStream()),
+ * );
+ * assert.deepEqual(messages, ["Hello", new Uint8Array([1, 2])]);
+ * ```
+ *
+ * @example Streaming a message
+ * ```ts
+ * import { FrameDecoderStream } from "./frame_decoder_stream.ts";
+ * import { MessageDecoderStream } from "./message_decoder_stream.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = ReadableStream.from([
+ *   new Uint8Array([0x02, 0x02, 0x01, 0x02, 0x80, 0x01, 0x03]),
+ * ]);
+ * const messages = bytes
+ *   .pipeThrough(new FrameDecoderStream({ role: "client" }))
+ *   .pipeThrough(new MessageDecoderStream({ streaming: true }));
+ * for await (const message of messages) {
+ *   assert.equal(message.type, "binary");
+ *   assert.deepEqual(await message.bytes(), new Uint8Array([1, 2, 3]));
+ * }
+ * ```
+ */
+export class MessageDecoderStream<S extends boolean = false>
+  extends Stage<Frame, DecodedMessage<S>> {
+  readonly #decoder: MessageDecoder;
+  readonly #handler: MessageHandler;
+
+  // Whole mode: the fragments of the message being assembled.
+  #text = "";
+  #parts: Uint8Array[] = [];
+
+  // Streaming mode: the body of the message being streamed.
+  #body: ReadableStreamDefaultController<string | Uint8Array> | null = null;
+  #bodyCancelled = false;
+
+  /** Creates a decoding stream for one direction of one connection. */
+  constructor(options: MessageDecoderStreamOptions<S> = {}) {
+    super();
+    const streaming = options.streaming === true;
+    this.#decoder = new MessageDecoder({
+      maxMessageSize: options.maxMessageSize ??
+        (streaming ? Infinity : undefined),
+    });
+    const onControl = options.onControl;
+    if (onControl !== undefined && typeof onControl !== "function") {
+      throw new TypeError(
+        "Cannot create MessageDecoderStream: onControl must be a function",
+      );
+    }
+    this.#handler = {
+      data: streaming
+        ? (data, first, last) => this.#stream(data, first, last)
+        : (data, first, last) => this.#assemble(data, first, last),
+      control: onControl ?? (() => {}),
+    };
+  }
+
+  /** Takes one frame. */
+  protected transform(frame: Frame): void {
+    this.#decoder.push(frame, this.#handler);
+  }
+
+  /** Checks that the frames did not end mid-message. */
+  protected override flush(): void {
+    this.#decoder.end();
+  }
+
+  /** Fails the body of a message being streamed. */
+  protected override cleanup(reason: unknown): void {
+    const body = this.#body;
+    this.#body = null;
+    if (body !== null && !this.#bodyCancelled) body.error(reason);
+  }
+
+  /** Waits, in streaming mode, for the current message to be read. */
+  protected override ready(): Promise<void> | undefined {
+    const body = this.#body;
+    if (body !== null && !this.#bodyCancelled && body.desiredSize! <= 0) {
+      return this.wait();
+    }
+    return super.ready();
+  }
+
+  #assemble(data: string | Uint8Array, first: boolean, last: boolean): void {
+    if (first && last) {
+      this.enqueue(data as DecodedMessage<S>);
+      return;
+    }
+    if (typeof data === "string") {
+      this.#text += data;
+      if (last) {
+        const text = this.#text;
+        this.#text = "";
+        this.enqueue(text as DecodedMessage<S>);
+      }
+      return;
+    }
+    this.#parts.push(data);
+    if (last) {
+      const parts = this.#parts;
+      this.#parts = [];
+      this.enqueue(concat(parts) as DecodedMessage<S>);
+    }
+  }
+
+  #stream(data: string | Uint8Array, first: boolean, last: boolean): void {
+    if (first) {
+      let body!: ReadableStreamDefaultController<string | Uint8Array>;
+      const stream = new ReadableStream<string | Uint8Array>({
+        start: (controller) => {
+          body = controller;
+        },
+        pull: () => this.wake(),
+        cancel: () => {
+          // The reader gave up on this message: the rest of its fragments
+          // are still checked, then dropped.
+          if (this.#body === body) this.#bodyCancelled = true;
+          this.wake();
+        },
+      });
+      this.#body = body;
+      this.#bodyCancelled = false;
+      const type: MessageType = typeof data === "string" ? "text" : "binary";
+      this.enqueue(
+        new StreamedMessage(type, stream) as unknown as DecodedMessage<S>,
+      );
+    }
+    const body = this.#body!;
+    if (!this.#bodyCancelled && data.length > 0) body.enqueue(data);
+    if (last) {
+      if (!this.#bodyCancelled) body.close();
+      this.#body = null;
+    }
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+const utf8Encoder = new TextEncoder();
+
+class StreamedMessage implements IncomingMessage {
+  readonly type: MessageType;
+  readonly stream: ReadableStream<string | Uint8Array>;
+
+  constructor(type: MessageType, stream: ReadableStream<string | Uint8Array>) {
+    this.type = type;
+    this.stream = stream;
+  }
+
+  async text(): Promise<string> {
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    let text = "";
+    const reader = this.stream.getReader();
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += typeof value === "string"
+        ? value
+        : decoder.decode(value, { stream: true });
+    }
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    const reader = this.stream.getReader();
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) return concat(parts);
+      parts.push(typeof value === "string" ? utf8Encoder.encode(value) : value);
+    }
+  }
+}
