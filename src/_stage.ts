@@ -37,6 +37,7 @@ export abstract class Stage<I, O> {
   #waiters: Waiter[] = [];
   #enqueued = false;
   #finished = false;
+  #outputClosed = false;
 
   constructor(highWaterMark = 1) {
     this.readable = new ReadableStream<O>({
@@ -83,6 +84,14 @@ export abstract class Stage<I, O> {
   protected cleanup(_reason: unknown): void {}
 
   /**
+   * Called when the reader cancels. Return false to keep taking input (and
+   * dropping the output) instead of failing the input side.
+   */
+  protected cancelInput(_reason: unknown): boolean {
+    return true;
+  }
+
+  /**
    * A promise for when a subclass can take more input, or undefined if it
    * can now. The default waits for the reader; a subclass may add its own
    * conditions (a message body that is full).
@@ -90,8 +99,9 @@ export abstract class Stage<I, O> {
   protected ready(): Promise<void> | undefined {
     const next = this.#next;
     if (next !== null) return next.ready();
+    if (this.#finished || this.#outputClosed) return undefined;
     const desired = this.#readableController.desiredSize;
-    if (desired === null || desired > 0 || this.#finished) return undefined;
+    if (desired === null || desired > 0) return undefined;
     return this.wait();
   }
 
@@ -110,6 +120,7 @@ export abstract class Stage<I, O> {
 
   /** Hands one output chunk on: to the fused next stage, or to the readable. */
   protected enqueue(chunk: O): void {
+    if (this.#outputClosed) return;
     const next = this.#next;
     if (next !== null) {
       next.#transformFused(chunk);
@@ -122,6 +133,25 @@ export abstract class Stage<I, O> {
   /** Whether the stage has closed, failed or been cancelled. */
   protected get finished(): boolean {
     return this.#finished;
+  }
+
+  /** Whether `closeOutput()` has ended the output. */
+  protected get outputClosed(): boolean {
+    return this.#outputClosed;
+  }
+
+  /**
+   * Ends the output now, before the input ends: the reader sees the end of
+   * the stream, and later output is dropped. The input is still taken, so
+   * whatever pipes into the stage runs to its end.
+   */
+  protected closeOutput(): void {
+    if (this.#outputClosed || this.#finished) return;
+    this.#outputClosed = true;
+    this.wake();
+    this.#readableController.close();
+    const nextWriter = this.#nextWriter;
+    if (nextWriter !== null) nextWriter.close().catch(noop);
   }
 
   #transformFused(chunk: I): void {
@@ -155,6 +185,7 @@ export abstract class Stage<I, O> {
     }
     this.#finished = true;
     this.wake();
+    if (this.#outputClosed) return;
     this.#readableController.close();
     const nextWriter = this.#nextWriter;
     if (nextWriter !== null) return nextWriter.close();
@@ -167,6 +198,7 @@ export abstract class Stage<I, O> {
     this.#finished = true;
     this.wake();
     this.cleanup(reason);
+    if (this.#outputClosed) return;
     this.#readableController.error(reason);
     const nextWriter = this.#nextWriter;
     if (nextWriter !== null) nextWriter.abort(reason).catch(noop);
@@ -176,6 +208,12 @@ export abstract class Stage<I, O> {
   // cancels its own source, as a TransformStream would.
   #cancel(reason: unknown): void {
     if (this.#finished) return;
+    if (!this.cancelInput(reason)) {
+      this.#outputClosed = true;
+      this.wake();
+      this.cleanup(reason);
+      return;
+    }
     this.#finished = true;
     this.wake();
     this.cleanup(reason);

@@ -109,6 +109,7 @@ export class FrameDecoder {
   // A payload split across chunks, in progress: being filled into
   // `#payload`, or handed on in pieces (split mode, `#payload` null).
   #inFrame = false;
+  #deferred = false;
   #payload: Uint8Array | null = null;
   #length = 0;
   #filled = 0;
@@ -326,13 +327,16 @@ export class FrameDecoder {
     // allocated once, at its known size.
     const split = this.#split && (b0 & 0x08) === 0 &&
       (b0 & (RSV2 | RSV3)) === 0;
-    this.#payload = split ? null : new Uint8Array(length);
     this.#inFrame = true;
     this.#length = length;
     this.#filled = 0;
     this.#b0 = b0;
     this.#key = key;
     this.#masked = masked;
+    // A header that ends its chunk leaves the payload to the next one, which
+    // may hold all of it: allocate only once that is known.
+    this.#deferred = !split && available === 0;
+    this.#payload = split || available === 0 ? null : new Uint8Array(length);
     return this.#fill(chunk.subarray(offset), emit) + offset;
   }
 
@@ -340,6 +344,19 @@ export class FrameDecoder {
   // buffer, or in split mode handed on as a piece. Returns how much of
   // `chunk` it used.
   #fill(chunk: Uint8Array, emit: (frame: Frame) => void): number {
+    if (this.#deferred) {
+      if (chunk.length === 0) return 0;
+      this.#deferred = false;
+      const length = this.#length;
+      if (chunk.length >= length) {
+        const payload = chunk.subarray(0, length);
+        if (this.#masked) mask(payload, this.#key);
+        this.#inFrame = false;
+        emit(makeFrame(this.#b0, payload));
+        return length;
+      }
+      this.#payload = new Uint8Array(length);
+    }
     const phase = this.#filled;
     const need = this.#length - phase;
     const take = Math.min(chunk.length, need);

@@ -12,15 +12,15 @@ import { FrameDecoder, type FrameDecoderOptions } from "./frame_decoder.ts";
 export type FrameDecoderStreamOptions = FrameDecoderOptions;
 
 /**
- * Parses a byte stream into frames, in any chunking. Piped into a
- * {@linkcode MessageDecoderStream}, it hands frames over without a stream hop. The stream errors with
+ * Parses a byte stream into frames, in any chunking. The stream errors with
  * a {@linkcode WebSocketError} when the peer breaks the protocol, or with
- * `unexpected_end` (1006) if the bytes end in the middle of a frame.
+ * `unexpected_end` (1006) if the bytes end in the middle of a frame. Piped
+ * into a {@linkcode MessageDecoderStream}, it hands frames over without a
+ * stream hop.
  *
  * @example Decoding an unmasked "Hello" split into two chunks
  * ```ts
- * import { Stage } from "./_stage.ts";
-import { FrameDecoderStream } from "./frame_decoder_stream.ts";
+ * import { FrameDecoderStream } from "./frame_decoder_stream.ts";
  * import assert from "node:assert/strict";
  *
  * const bytes = ReadableStream.from([

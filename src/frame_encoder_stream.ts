@@ -18,8 +18,7 @@ export type FrameEncoderStreamOptions = FrameEncoderOptions;
  * @example Encoding, then decoding again
  * ```ts
  * import { FrameDecoderStream } from "./frame_decoder_stream.ts";
- * import { Stage } from "./_stage.ts";
-import { FrameEncoderStream } from "./frame_encoder_stream.ts";
+ * import { FrameEncoderStream } from "./frame_encoder_stream.ts";
  * import { Opcode } from "./opcode.ts";
  * import assert from "node:assert/strict";
  *

@@ -5,6 +5,7 @@
  */
 
 import { checkSize } from "./_options.ts";
+import { decodeUtf8 } from "./_utf8.ts";
 import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
 import type { Frame } from "./frame.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./message.ts";
@@ -169,9 +170,11 @@ export class MessageDecoder {
     if (this.#type === TEXT) {
       let text: string;
       try {
-        text = last
-          ? this.#utf8.decode(payload)
-          : this.#utf8.decode(payload, STREAM);
+        text = !last
+          ? this.#utf8.decode(payload, STREAM)
+          : first
+          ? decodeUtf8(this.#utf8, payload)
+          : this.#utf8.decode(payload);
       } catch (cause) {
         fail("invalid_utf8", 1007, "a text message is not valid UTF-8", cause);
       }

@@ -6,6 +6,8 @@
  */
 
 import { Stage } from "./_stage.ts";
+import { WebSocketError } from "./errors.ts";
+import { Opcode } from "./opcode.ts";
 import type { Frame } from "./frame.ts";
 import type { IncomingMessage, Message, MessageType } from "./message.ts";
 import {
@@ -30,7 +32,8 @@ export interface MessageDecoderStreamOptions<S extends boolean = boolean>
   /**
    * Called with each control frame (ping, pong, close), in the order the
    * frames arrived, including between the fragments of a message. Without
-   * it, control frames are dropped.
+   * it, control frames are dropped. A Close frame also ends the stream of
+   * messages (RFC 6455 §5.5.1): anything after it is ignored.
    *
    * @default {undefined}
    */
@@ -99,6 +102,8 @@ export class MessageDecoderStream<S extends boolean = false>
   #body: ReadableStreamDefaultController<string | Uint8Array> | null = null;
   #bodyCancelled = false;
 
+  #closeReceived = false;
+
   /** Creates a decoding stream for one direction of one connection. */
   constructor(options: MessageDecoderStreamOptions<S> = {}) {
     super();
@@ -123,12 +128,35 @@ export class MessageDecoderStream<S extends boolean = false>
 
   /** Takes one frame. */
   protected transform(frame: Frame): void {
+    // §5.5.1: after a Close frame the peer sends nothing more; whatever it
+    // sends anyway is dropped.
+    if (this.#closeReceived) return;
     this.#decoder.push(frame, this.#handler);
+    if (frame.opcode === Opcode.Close) this.#closed();
+  }
+
+  // A Close frame ends the messages. A message it interrupts is incomplete:
+  // dropped, or its stream errored.
+  #closed(): void {
+    this.#closeReceived = true;
+    const body = this.#body;
+    this.#body = null;
+    this.#text = "";
+    this.#parts = [];
+    if (body !== null && !this.#bodyCancelled) {
+      body.error(
+        new WebSocketError(
+          "Cannot decode message: the peer closed the connection in the middle of it",
+          { code: "unexpected_end", closeCode: 1006 },
+        ),
+      );
+    }
+    this.closeOutput();
   }
 
   /** Checks that the frames did not end mid-message. */
   protected override flush(): void {
-    this.#decoder.end();
+    if (!this.#closeReceived) this.#decoder.end();
   }
 
   /** Fails the body of a message being streamed. */

@@ -85,7 +85,10 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
   /**
    * Sends a control frame (ping, pong or close) now: after the frames
    * already handed to the reader, ahead of the rest of a message still being
-   * written and of messages waiting to be written.
+   * written and of messages waiting to be written. A Close frame is the last
+   * frame (RFC 6455 §5.5.1: "The application MUST NOT send any more data
+   * frames after sending a Close frame"): the stream ends after it, and
+   * messages not yet sent are dropped.
    *
    * @throws {RangeError} if the frame is not a valid control frame.
    * @throws {TypeError} if the stream has closed.
@@ -104,10 +107,11 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
         "Cannot send control frame: it must be final and carry at most 125 bytes",
       );
     }
-    if (this.finished) {
+    if (this.finished || this.outputClosed) {
       throw new TypeError("Cannot send control frame: the stream is closed");
     }
     this.enqueue(frame);
+    if (opcode === Opcode.Close) this.closeOutput();
   }
 
   /** Its transform may wait on a message body, so nothing fuses into it. */
@@ -117,6 +121,7 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
 
   /** Takes one message. */
   protected transform(message: MessageInput): void | Promise<void> {
+    if (this.outputClosed) throw closedError();
     if (typeof message === "string" || message instanceof Uint8Array) {
       return this.#send(message);
     }
@@ -184,9 +189,7 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
     try {
       while (true) {
         const { done, value } = await reader.read();
-        if (this.finished) {
-          throw new TypeError("Cannot send message: the stream is closed");
-        }
+        if (this.finished || this.outputClosed) throw closedError();
         if (done) break;
         const bytes = messageBytes(value);
         if (bytes.length === 0) continue;
@@ -199,6 +202,10 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
     }
     this.enqueue(dataFrame(opcode, EMPTY, true));
   }
+}
+
+function closedError(): TypeError {
+  return new TypeError("Cannot send message: a Close frame has been sent");
 }
 
 function isOutgoingMessage(value: unknown): value is OutgoingMessage {

@@ -32,7 +32,9 @@ export type Opcode = typeof Opcode[keyof typeof Opcode];
 
 /** Whether `opcode` is one RFC 6455 defines (not reserved). */
 export function isKnownOpcode(opcode: number): opcode is Opcode {
-  return opcode <= 0x2 || (opcode >= 0x8 && opcode <= 0xa);
+  // `& 0xf` also rules out negative and fractional numbers.
+  return (opcode & 0xf) === opcode &&
+    (opcode <= 0x2 || (opcode >= 0x8 && opcode <= 0xa));
 }
 
 /** Whether `opcode` is a control opcode: its most significant bit is set (§5.5). */

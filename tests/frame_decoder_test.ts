@@ -421,3 +421,17 @@ test("FrameDecoder with splitFrames keeps control frames and RSV2/RSV3 frames wh
     [frame(Opcode.Binary, bytes(1, 2, 3), { rsv2: true })],
   );
 });
+
+test("FrameDecoder does not copy a payload whose header ended the previous chunk", () => {
+  const payload = new Uint8Array(70000).fill(3);
+  const decoder = new FrameDecoder({ role: "client" });
+  const frames: Frame[] = [];
+  decoder.push(
+    bytes(0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0x11, 0x70),
+    (f) => frames.push(f),
+  );
+  assert.ok(decoder.pending);
+  decoder.push(payload, (f) => frames.push(f));
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0].payload.buffer, payload.buffer);
+});
