@@ -31,7 +31,25 @@
  * @module
  */
 
+export {
+  type CloseInfo,
+  decodeClose,
+  encodeClose,
+  isApplicationCloseCode,
+  isValidCloseCode,
+  MAX_REASON_BYTES,
+} from "./src/close.ts";
 export { CloseCode } from "./src/close_code.ts";
+export {
+  type ByteDuplex,
+  type HandshakeResult,
+  type HeartbeatOptions,
+  type WebSocketCloseInfo,
+  type WebSocketCloseOptions,
+  WebSocketConnection,
+  type WebSocketConnectionOptions,
+  type WebSocketOpenInfo,
+} from "./src/connection.ts";
 export {
   WebSocketError,
   type WebSocketErrorCode,
@@ -61,6 +79,32 @@ export {
   FrameEncoderStream,
   type FrameEncoderStreamOptions,
 } from "./src/frame_encoder_stream.ts";
+export {
+  acceptKey,
+  acceptKeySync,
+  acceptUpgrade,
+  type AcceptUpgradeOptions,
+  type ClientHandshake,
+  clientHandshake,
+  type ClientHandshakeOptions,
+  type ClientOffer,
+  type ExtensionAgreement,
+  type ExtensionOffer,
+  HandshakeError,
+  type HandshakeErrorCode,
+  type HandshakeErrorOptions,
+  type HandshakeResponse,
+  type Negotiated,
+  type OriginPolicy,
+  parseExtensions,
+  refusalResponse,
+  type ServerAgreement,
+  type UpgradeAccepted,
+  type UpgradeRefused,
+  type UpgradeRequest,
+  type UpgradeResult,
+  verifyResponse,
+} from "./src/handshake.ts";
 export {
   DEFAULT_FRAGMENT_SIZE,
   DEFAULT_MAX_MESSAGE_SIZE,

@@ -21,7 +21,11 @@ export type WebSocketErrorCode =
   | "expected_continuation"
   | "invalid_utf8"
   | "message_too_big"
-  | "unexpected_end";
+  | "invalid_close_frame"
+  | "unexpected_end"
+  | "connection_lost"
+  | "close_timeout"
+  | "heartbeat_timeout";
 
 /** Options for {@linkcode WebSocketError}. */
 export interface WebSocketErrorOptions {

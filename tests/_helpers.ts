@@ -61,3 +61,22 @@ export function streamOf<T>(chunks: readonly T[]): ReadableStream<T> {
     },
   });
 }
+
+/** One end of an in-memory byte duplex, with a log of what it sent. */
+export interface MemoryEnd {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+}
+
+/**
+ * Two connected in-memory byte duplexes. Closing one end's writable ends
+ * the other's readable (a FIN); aborting it errors it (a reset).
+ */
+export function duplexPair(): [MemoryEnd, MemoryEnd] {
+  const ab = new TransformStream<Uint8Array, Uint8Array>();
+  const ba = new TransformStream<Uint8Array, Uint8Array>();
+  return [
+    { readable: ba.readable, writable: ab.writable },
+    { readable: ab.readable, writable: ba.writable },
+  ];
+}

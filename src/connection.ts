@@ -1,0 +1,755 @@
+/**
+ * A WebSocket connection over any byte duplex, in the shape of the WHATWG
+ * WebSocketStream: the frame and message streams wired together with the
+ * close handshake, pings and pongs, heartbeats and timeouts.
+ *
+ * @module
+ */
+
+import { checkRole, checkSize } from "./_options.ts";
+import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
+import { WebSocketError } from "./errors.ts";
+import type { Frame, Role } from "./frame.ts";
+import { FrameDecoderStream } from "./frame_decoder_stream.ts";
+import { FrameEncoderStream } from "./frame_encoder_stream.ts";
+import {
+  type DecodedMessage,
+  MessageDecoderStream,
+  type MessageDecoderStreamOptions,
+} from "./message_decoder_stream.ts";
+import {
+  MessageEncoderStream,
+  type MessageInput,
+} from "./message_encoder_stream.ts";
+import { Opcode } from "./opcode.ts";
+
+/** A two-way byte stream: a TCP or TLS socket, an HTTP/2 stream, a pipe. */
+export interface ByteDuplex {
+  /** Bytes from the peer. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. Closing it ends the sending direction (a TCP FIN). */
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/** A byte duplex with what its opening handshake settled. */
+export interface HandshakeResult extends ByteDuplex {
+  /** The subprotocol both sides agreed on, or "". */
+  protocol?: string;
+  /** The extensions both sides agreed on, as a header value, or "". */
+  extensions?: string;
+  /** Bytes that arrived after the handshake, before `readable` starts. */
+  head?: Uint8Array;
+}
+
+/** A heartbeat: a ping every `interval` ms, and no pong within `timeout` ms drops the connection. */
+export interface HeartbeatOptions {
+  /** Milliseconds between pings. */
+  interval: number;
+  /**
+   * Milliseconds to wait for the pong before the peer counts as gone.
+   *
+   * @default {the interval}
+   */
+  timeout?: number;
+}
+
+/** Options for {@linkcode WebSocketConnection}. */
+export interface WebSocketConnectionOptions<S extends boolean = false> {
+  /** Which end this is. */
+  role: Role;
+  /**
+   * The URL of the connection, for reference.
+   *
+   * @default {""}
+   */
+  url?: string;
+  /**
+   * The largest frame payload accepted, in bytes (1009 beyond).
+   *
+   * @default {16777216} (16 MiB)
+   */
+  maxFrameSize?: number;
+  /**
+   * The largest message accepted, in bytes (1009 beyond).
+   *
+   * @default {16777216} (16 MiB), or no limit in streaming mode
+   */
+  maxMessageSize?: number;
+  /**
+   * Outgoing messages larger than this are sent in fragments of this size.
+   *
+   * @default {1048576} (1 MiB)
+   */
+  fragmentSize?: number;
+  /**
+   * Deliver each message as an {@linkcode IncomingMessage} whose data
+   * streams in, instead of as a whole `string` or `Uint8Array`.
+   *
+   * @default {false}
+   */
+  streaming?: S;
+  /**
+   * Answer every ping with a pong automatically (RFC 6455 §5.5.2).
+   *
+   * @default {true}
+   */
+  autoPong?: boolean;
+  /**
+   * Ping the peer regularly and drop the connection (1006) if it stops
+   * answering.
+   *
+   * @default {undefined} (no heartbeat)
+   */
+  heartbeat?: HeartbeatOptions;
+  /**
+   * Close the connection (1001) when nothing has arrived from the peer for
+   * between this many milliseconds and twice as many. 0 turns it off.
+   *
+   * @default {0}
+   */
+  idleTimeout?: number;
+  /**
+   * Milliseconds to wait, once the close handshake starts, for it and the
+   * transport to finish before the transport is dropped.
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+  /**
+   * Where a client's masking keys come from (tests make them fixed).
+   *
+   * @default {crypto.getRandomValues}
+   */
+  maskKey?: () => Uint8Array;
+}
+
+/** What {@linkcode WebSocketConnection.opened} gives once the connection is open. */
+export interface WebSocketOpenInfo<S extends boolean = false> {
+  /** Messages from the peer. Cancelling it closes the connection. */
+  readable: ReadableStream<DecodedMessage<S>>;
+  /**
+   * Messages to the peer. `write()` resolves when the transport has taken
+   * the message; closing it closes the connection.
+   */
+  writable: WritableStream<MessageInput>;
+  /** The subprotocol both sides agreed on, or "". */
+  protocol: string;
+  /** The extensions both sides agreed on, or "". */
+  extensions: string;
+}
+
+/** How a connection closed cleanly. */
+export interface WebSocketCloseInfo {
+  /** The code the peer's Close frame carried (1005 if none). */
+  closeCode: number;
+  /** The reason it gave. */
+  reason: string;
+}
+
+/** What an application may pass to {@linkcode WebSocketConnection.close}. */
+export interface WebSocketCloseOptions {
+  /**
+   * 1000, or 3000–4999.
+   *
+   * @default {undefined} (a Close frame with no code: the peer sees 1005)
+   */
+  closeCode?: number;
+  /**
+   * At most 123 bytes of UTF-8.
+   *
+   * @default {""}
+   */
+  reason?: string;
+}
+
+const noop = () => {};
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Nobody has to listen: an unclean close must not crash the process.
+  promise.catch(noop);
+  return { promise, resolve, reject };
+}
+
+function lost(what: string, cause?: unknown): WebSocketError {
+  return new WebSocketError(`The connection was lost: ${what}`, {
+    code: "connection_lost",
+    closeCode: 1006,
+    cause,
+  });
+}
+
+function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
+  return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
+}
+
+function checkTime(name: string, value: number): number {
+  if (typeof value !== "number" || !(value >= 0) || value > 2 ** 31 - 1) {
+    throw new RangeError(
+      `Cannot use ${name}: expected milliseconds from 0 to 2^31 - 1, got ${value}`,
+    );
+  }
+  return value;
+}
+
+// The message decoder of a connection: when the application cancels its
+// readable, the connection closes, but it keeps reading to see the peer's
+// Close frame.
+//
+// Bytes that end without a Close frame end the messages with an error, not
+// as if the peer had closed (§7.1.5: 1006).
+class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
+  readonly #connection: { onCancel(): void; closeReceived(): boolean };
+
+  constructor(
+    options: MessageDecoderStreamOptions<S>,
+    connection: { onCancel(): void; closeReceived(): boolean },
+  ) {
+    super(options);
+    this.#connection = connection;
+  }
+
+  protected override cancelInput(): boolean {
+    this.#connection.onCancel();
+    return false;
+  }
+
+  protected override flush(): void {
+    super.flush();
+    if (!this.#connection.closeReceived()) {
+      throw lost("the transport closed without a Close frame");
+    }
+  }
+}
+
+/**
+ * A WebSocket connection over a byte duplex, in either role: the object
+ * every entry point of this library returns. Its shape is the WHATWG
+ * WebSocketStream's (`opened`, `closed`, `close()`), plus `ping()`.
+ *
+ * - Messages flow with backpressure both ways: an unread `readable` stops
+ *   the transport being read; `write()` resolves when the transport has room.
+ * - Pings are answered (`autoPong`); `ping()` resolves on its pong;
+ *   `heartbeat` and `idleTimeout` drop dead or idle peers.
+ * - The close handshake (RFC 6455 §7): codes and reasons checked both ways,
+ *   the Close answered once, nothing sent after it, `closeTimeout` bounding
+ *   it, and the server closing the transport first.
+ * - A peer that breaks the protocol gets a Close with the code the RFC
+ *   names, and `closed` rejects with the {@linkcode WebSocketError}; a
+ *   transport that dies rejects it with 1006. A normal close resolves it.
+ * - Once closed, nothing is left behind: no timer, no listener, no promise.
+ *
+ * @example A client and a server over an in-memory duplex
+ * ```ts
+ * import { WebSocketConnection } from "./connection.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const up = new TransformStream<Uint8Array, Uint8Array>();
+ * const down = new TransformStream<Uint8Array, Uint8Array>();
+ * const client = new WebSocketConnection(
+ *   { readable: down.readable, writable: up.writable },
+ *   { role: "client" },
+ * );
+ * const server = new WebSocketConnection(
+ *   { readable: up.readable, writable: down.writable },
+ *   { role: "server" },
+ * );
+ *
+ * const { writable } = await client.opened;
+ * const { readable } = await server.opened;
+ * const writer = writable.getWriter();
+ * await writer.write("hello");
+ * const reader = readable.getReader();
+ * assert.equal((await reader.read()).value, "hello");
+ *
+ * client.close({ closeCode: 1000, reason: "done" });
+ * assert.deepEqual(await server.closed, { closeCode: 1000, reason: "done" });
+ * // The client gets the server's answer: the same code, no reason.
+ * assert.deepEqual(await client.closed, { closeCode: 1000, reason: "" });
+ * ```
+ */
+export class WebSocketConnection<S extends boolean = false> {
+  /** The URL given in the options, or "". */
+  readonly url: string;
+  /** Resolves with the streams once the connection is open. */
+  readonly opened: Promise<WebSocketOpenInfo<S>>;
+  /**
+   * Resolves with the peer's code and reason after a clean close; rejects
+   * with a {@linkcode WebSocketError} after an unclean one.
+   */
+  readonly closed: Promise<WebSocketCloseInfo>;
+
+  readonly #role: Role;
+  readonly #options: WebSocketConnectionOptions<S>;
+  readonly #closeTimeout: number;
+  readonly #opened = deferred<WebSocketOpenInfo<S>>();
+  readonly #closed = deferred<WebSocketCloseInfo>();
+
+  #transport: ByteDuplex | null = null;
+  #encoder: MessageEncoderStream | null = null;
+  #writableController: WritableStreamDefaultController | null = null;
+  readonly #readAbort = new AbortController();
+  readonly #writeAbort = new AbortController();
+  #incoming: Promise<void> = Promise.resolve();
+  #outgoing: Promise<void> = Promise.resolve();
+
+  // The close handshake.
+  #closeSent = false;
+  #closeFlushed = false;
+  #closeReceived: WebSocketCloseInfo | null = null;
+  #readEnded = false;
+  #writeEnded = false;
+  #writableClosed = false;
+  #error: WebSocketError | null = null;
+  #finished = false;
+  #pendingClose: WebSocketCloseOptions | null = null;
+
+  // Timers, all cleared by #finish().
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #active = false;
+
+  // Pings sent by ping() or the heartbeat, by payload.
+  #pings = new Map<
+    string,
+    { resolve: () => void; reject: (reason: unknown) => void }
+  >();
+  #pingCounter = 0;
+
+  /**
+   * Wires a connection over `transport`: a byte duplex whose opening
+   * handshake is done, or a promise of one (with what the handshake
+   * settled) for a client that is still connecting.
+   */
+  constructor(
+    transport: ByteDuplex | Promise<HandshakeResult>,
+    options: WebSocketConnectionOptions<S>,
+  ) {
+    this.#role = checkRole("WebSocketConnection", options.role);
+    this.#options = options;
+    this.url = options.url ?? "";
+    this.#closeTimeout = checkTime(
+      "closeTimeout",
+      options.closeTimeout ?? 5000,
+    );
+    if (options.idleTimeout !== undefined) {
+      checkTime("idleTimeout", options.idleTimeout);
+    }
+    if (options.heartbeat !== undefined) {
+      checkTime("heartbeat.interval", options.heartbeat.interval);
+      if (options.heartbeat.timeout !== undefined) {
+        checkTime("heartbeat.timeout", options.heartbeat.timeout);
+      }
+    }
+    for (
+      const name of ["maxFrameSize", "maxMessageSize", "fragmentSize"] as const
+    ) {
+      const value = options[name];
+      if (value !== undefined) {
+        checkSize(name, value, { infinite: name !== "maxFrameSize" });
+      }
+    }
+    this.opened = this.#opened.promise;
+    this.closed = this.#closed.promise;
+    if (transport instanceof Promise) {
+      transport.then(
+        (result) => this.#start(result),
+        (error) => this.#openFailed(error),
+      );
+    } else {
+      this.#start(transport);
+    }
+  }
+
+  /**
+   * Starts the close handshake, if it has not started. The peer will see
+   * `closeCode` and `reason`; `closed` settles when the handshake is done.
+   *
+   * @throws {RangeError} if the code is not 1000 or 3000–4999, or the reason
+   * is longer than 123 bytes of UTF-8.
+   */
+  close(options: WebSocketCloseOptions = {}): void {
+    const { closeCode, reason = "" } = options;
+    if (closeCode !== undefined && !isApplicationCloseCode(closeCode)) {
+      throw new RangeError(
+        `Cannot close: the close code must be 1000 or from 3000 to 4999, got ${closeCode}`,
+      );
+    }
+    // Checks the reason's length.
+    encodeClose({ closeCode: closeCode ?? 1000, reason });
+    if (this.#transport === null) {
+      // Still connecting: close as soon as it opens.
+      this.#pendingClose ??= options;
+      return;
+    }
+    this.#sendClose(closeCode === undefined ? {} : { closeCode, reason });
+  }
+
+  /**
+   * Sends a ping and resolves when its pong arrives (RFC 6455 §5.5.2).
+   * Rejects if the connection closes first.
+   *
+   * @throws {RangeError} if `data` is more than 125 bytes.
+   */
+  async ping(data?: Uint8Array | string): Promise<void> {
+    await this.opened;
+    const payload = typeof data === "string"
+      ? new TextEncoder().encode(data)
+      : data ?? this.#nextPingPayload();
+    if (payload.length > 125) {
+      throw new RangeError("Cannot ping: the payload is more than 125 bytes");
+    }
+    if (this.#closeSent || this.#finished) {
+      throw new TypeError("Cannot ping: the connection is closing");
+    }
+    const key = payload.join();
+    const { promise, resolve, reject } = deferred<void>();
+    this.#pings.set(key, { resolve: resolve as () => void, reject });
+    this.#encoder!.sendControl(controlFrame(Opcode.Ping, payload));
+    return promise;
+  }
+
+  #nextPingPayload(): Uint8Array {
+    const n = ++this.#pingCounter;
+    return new Uint8Array([
+      n >>> 24,
+      (n >>> 16) & 0xff,
+      (n >>> 8) & 0xff,
+      n & 0xff,
+    ]);
+  }
+
+  #start(transport: HandshakeResult): void {
+    const options = this.#options;
+    const role = this.#role;
+    const streaming = options.streaming === true;
+    this.#transport = transport;
+
+    const frameDecoder = new FrameDecoderStream({
+      role,
+      maxFrameSize: options.maxFrameSize,
+      splitFrames: streaming,
+    });
+    const messageDecoder = new ConnectionDecoder<S>({
+      maxMessageSize: options.maxMessageSize,
+      streaming: options.streaming,
+      onControl: (frame) => this.#onControl(frame),
+    }, {
+      onCancel: () => this.#sendClose({}),
+      closeReceived: () => this.#closeReceived !== null,
+    });
+    const readable = frameDecoder.readable.pipeThrough(messageDecoder);
+
+    const encoder = new MessageEncoderStream({
+      fragmentSize: options.fragmentSize,
+    });
+    this.#encoder = encoder;
+    const bytes = encoder.readable.pipeThrough(
+      new FrameEncoderStream({ role, maskKey: options.maskKey }),
+    );
+    const encoderWriter = encoder.writable.getWriter();
+    encoderWriter.closed.catch(noop);
+    const writable = new WritableStream<MessageInput>({
+      start: (controller) => {
+        this.#writableController = controller;
+      },
+      write: (message) => {
+        if (this.#closeSent || this.#finished) {
+          throw new TypeError("Cannot send message: the connection is closing");
+        }
+        return encoderWriter.write(message);
+      },
+      close: () => this.#sendClose({}),
+      abort: () => this.#sendClose({}),
+    });
+
+    // Incoming: the transport's bytes through the decoders. The pipe never
+    // cancels the transport itself: after a protocol error the Close frame
+    // still has to go out on it.
+    const head = transport.head;
+    const incoming = (async () => {
+      if (head !== undefined && head.length > 0) {
+        const writer = frameDecoder.writable.getWriter();
+        await writer.write(head);
+        writer.releaseLock();
+      }
+      await transport.readable.pipeTo(frameDecoder.writable, {
+        preventCancel: true,
+        signal: this.#readAbort.signal,
+      });
+    })();
+    this.#incoming = incoming;
+    incoming.then(() => this.#onReadEnd(), (error) => this.#onReadError(error));
+
+    // Outgoing: everything the encoder produces, up to and including the
+    // Close frame; the transport is closed by #finishClose(), not the pipe.
+    this.#outgoing = bytes.pipeTo(transport.writable, {
+      preventClose: true,
+      signal: this.#writeAbort.signal,
+    });
+    this.#outgoing.then(
+      () => this.#onWriteEnd(),
+      (error) => this.#onWriteError(error),
+    );
+
+    this.#startTimers();
+    this.#opened.resolve({
+      readable,
+      writable,
+      protocol: transport.protocol ?? "",
+      extensions: transport.extensions ?? "",
+    });
+    const pending = this.#pendingClose;
+    if (pending !== null) this.close(pending);
+  }
+
+  #openFailed(error: unknown): void {
+    this.#finished = true;
+    this.#opened.reject(error);
+    this.#closed.reject(error);
+  }
+
+  #onControl(frame: Frame): void {
+    this.#active = true;
+    switch (frame.opcode) {
+      case Opcode.Ping:
+        // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+        // frame in response, unless it already received a Close frame."
+        if (this.#options.autoPong !== false && !this.#closeSent) {
+          this.#encoder!.sendControl(controlFrame(Opcode.Pong, frame.payload));
+        }
+        break;
+      case Opcode.Pong: {
+        const key = frame.payload.join();
+        const ping = this.#pings.get(key);
+        if (ping !== undefined) {
+          this.#pings.delete(key);
+          ping.resolve();
+        }
+        break;
+      }
+      case Opcode.Close: {
+        // Throws a WebSocketError (1002 or 1007) for a bad close body.
+        const info = decodeClose(frame.payload);
+        this.#closeReceived = info;
+        // §5.5.1: "If an endpoint receives a Close frame and did not
+        // previously send a Close frame, the endpoint MUST send a Close
+        // frame in response. [...] it typically echos the status code it
+        // received."
+        this.#sendClose(
+          info.closeCode === 1005 ? {} : { closeCode: info.closeCode },
+        );
+        this.#maybeFinishClose();
+        break;
+      }
+    }
+  }
+
+  #sendClose(info: { closeCode?: number; reason?: string }): void {
+    if (this.#closeSent || this.#finished) return;
+    this.#closeSent = true;
+    this.#stopKeepalive();
+    this.#rejectPings(
+      new TypeError("The connection closed before the pong arrived"),
+    );
+    try {
+      this.#encoder!.sendControl(controlFrame(Opcode.Close, encodeClose(info)));
+    } catch {
+      // The output has already ended: the transport is gone.
+    }
+    this.#closeTimer = setTimeout(() => {
+      // Once both Close frames have crossed, the close was clean however
+      // long the transport takes to end: drop it.
+      this.#finish(
+        this.#handshakeDone()
+          ? null
+          : new WebSocketError("The close handshake timed out", {
+            code: "close_timeout",
+            closeCode: 1006,
+          }),
+      );
+    }, this.#closeTimeout);
+  }
+
+  // Both Close frames have crossed, or we failed the connection and ours
+  // is out: the server closes the transport first (§7.1.1); the client
+  // waits for it.
+  #maybeFinishClose(): void {
+    if (!this.#closeFlushed) return;
+    if (this.#closeReceived === null && this.#error === null) return;
+    if (this.#role === "server" || this.#error !== null) this.#closeWritable();
+    if (this.#readEnded || this.#error !== null) this.#finish(this.#error);
+  }
+
+  #onWriteEnd(): void {
+    this.#writeEnded = true;
+    this.#closeFlushed = this.#closeSent;
+    this.#maybeFinishClose();
+  }
+
+  #onWriteError(error: unknown): void {
+    this.#writeEnded = true;
+    this.#finish(
+      this.#handshakeDone()
+        ? null
+        : lost("the transport failed while sending", error),
+    );
+  }
+
+  #handshakeDone(): boolean {
+    return this.#closeReceived !== null && this.#closeFlushed &&
+      this.#error === null;
+  }
+
+  #onReadEnd(): void {
+    this.#readEnded = true;
+    if (this.#closeReceived === null) {
+      // §7.1.5: closed without a Close frame: 1006.
+      this.#finish(lost("the transport closed without a Close frame"));
+      return;
+    }
+    if (this.#closeFlushed) {
+      this.#closeWritable();
+      this.#finish(null);
+    }
+  }
+
+  #onReadError(error: unknown): void {
+    this.#readEnded = true;
+    if (this.#finished) return;
+    if (this.#handshakeDone()) {
+      this.#finish(null);
+      return;
+    }
+    if (error instanceof WebSocketError && error.closeCode !== 1006) {
+      // §7.1.7: the peer broke the protocol: send the code the RFC names,
+      // then close, without reading anything more.
+      this.#error = error;
+      this.#sendClose({ closeCode: error.closeCode });
+      this.#maybeFinishClose();
+      return;
+    }
+    this.#finish(
+      error instanceof WebSocketError
+        ? error
+        : lost("the transport failed while reading", error),
+    );
+  }
+
+  // Ends the sending direction (a TCP FIN), once the Close frame is out.
+  #closeWritable(): void {
+    if (this.#writableClosed || !this.#writeEnded || this.#transport === null) {
+      return;
+    }
+    this.#writableClosed = true;
+    this.#transport.writable.close().catch(noop);
+  }
+
+  #finish(error: WebSocketError | null): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#stopKeepalive();
+    clearTimeout(this.#closeTimer);
+    const failure = error ?? this.#error ??
+      (this.#closeReceived === null
+        ? lost("the connection closed without a Close frame")
+        : null);
+    this.#rejectPings(failure ?? new TypeError("The connection closed"));
+
+    // Release the transport: stop reading it, and drop it if it is not
+    // already closed.
+    const transport = this.#transport;
+    if (transport !== null) {
+      const reason = failure ?? new TypeError("The connection closed");
+      this.#readAbort.abort(reason);
+      this.#writeAbort.abort(reason);
+      // The pipes release the transport asynchronously.
+      queueMicrotask(() => {
+        if (!transport.readable.locked) {
+          transport.readable.cancel(reason).catch(noop);
+        }
+        if (!transport.writable.locked && !this.#writableClosed) {
+          this.#writableClosed = true;
+          (failure === null
+            ? transport.writable.close()
+            : transport.writable.abort(failure))
+            .catch(noop);
+        }
+      });
+    }
+    if (failure !== null) {
+      this.#writableController?.error(failure);
+      this.#closed.reject(failure);
+    } else {
+      this.#writableController?.error(
+        new TypeError("The connection is closed"),
+      );
+      this.#closed.resolve(this.#closeReceived!);
+    }
+  }
+
+  #startTimers(): void {
+    const heartbeat = this.#options.heartbeat;
+    if (heartbeat !== undefined && heartbeat.interval > 0) {
+      this.#scheduleHeartbeat(heartbeat);
+    }
+    const idle = this.#options.idleTimeout ?? 0;
+    if (idle > 0) {
+      this.#idleTimer = setInterval(() => {
+        if (this.#active) {
+          this.#active = false;
+        } else {
+          this.#sendClose({ closeCode: 1001, reason: "idle timeout" });
+        }
+      }, idle);
+    }
+  }
+
+  #scheduleHeartbeat(heartbeat: HeartbeatOptions): void {
+    this.#heartbeatTimer = setTimeout(() => {
+      const timeout = heartbeat.timeout ?? heartbeat.interval;
+      let answered = false;
+      const deadline = setTimeout(() => {
+        if (!answered) {
+          this.#finish(
+            new WebSocketError(
+              "The peer did not answer a heartbeat ping in time",
+              {
+                code: "heartbeat_timeout",
+                closeCode: 1006,
+              },
+            ),
+          );
+        }
+      }, timeout);
+      this.#heartbeatTimer = deadline;
+      this.ping().then(() => {
+        answered = true;
+        clearTimeout(deadline);
+        if (!this.#closeSent && !this.#finished) {
+          this.#scheduleHeartbeat(heartbeat);
+        }
+      }, () => clearTimeout(deadline));
+    }, heartbeat.interval);
+  }
+
+  #stopKeepalive(): void {
+    clearTimeout(this.#heartbeatTimer);
+    clearInterval(this.#idleTimer);
+    this.#heartbeatTimer = undefined;
+    this.#idleTimer = undefined;
+  }
+
+  #rejectPings(reason: unknown): void {
+    if (this.#pings.size === 0) return;
+    const pings = this.#pings;
+    this.#pings = new Map();
+    for (const ping of pings.values()) ping.reject(reason);
+  }
+}
