@@ -203,20 +203,37 @@ function checkTime(name: string, value: number): number {
 //
 // Bytes that end without a Close frame end the messages with an error, not
 // as if the peer had closed (§7.1.5: 1006).
+//
+// A decoding error reaches the connection before the application's readable
+// errors, so the Close frame carries the right code even if the application
+// reacts to the error by closing (as `readable.pipeTo(writable)` does).
+interface DecoderEvents {
+  onCancel(): void;
+  onError(reason: unknown): void;
+  closeReceived(): boolean;
+}
+
 class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
-  readonly #connection: { onCancel(): void; closeReceived(): boolean };
+  readonly #connection: DecoderEvents;
+  #cancelled = false;
 
   constructor(
     options: MessageDecoderStreamOptions<S>,
-    connection: { onCancel(): void; closeReceived(): boolean },
+    connection: DecoderEvents,
   ) {
     super(options);
     this.#connection = connection;
   }
 
   protected override cancelInput(): boolean {
+    this.#cancelled = true;
     this.#connection.onCancel();
     return false;
+  }
+
+  protected override cleanup(reason: unknown): void {
+    super.cleanup(reason);
+    if (!this.#cancelled) this.#connection.onError(reason);
   }
 
   protected override flush(): void {
@@ -442,6 +459,7 @@ export class WebSocketConnection<S extends boolean = false> {
       onControl: (frame) => this.#onControl(frame),
     }, {
       onCancel: () => this.#sendClose({}),
+      onError: (reason) => this.#onReadError(reason),
       closeReceived: () => this.#closeReceived !== null,
     });
     const readable = frameDecoder.readable.pipeThrough(messageDecoder);

@@ -1,0 +1,48 @@
+// An echo server: every message comes back as it came, text as text and
+// binary as binary, over the node:http upgrade path (full codec). The
+// limits are set high (64 MiB, unlimited fragments) so that conformance
+// suites and benchmarks can use it.
+//
+//   node examples/echo.ts [--port 9001] [--host 127.0.0.1]
+//   deno run -A examples/echo.ts --port 9001
+//   bun examples/echo.ts --port 9001
+
+import { createServer } from "node:http";
+import process from "node:process";
+import { upgrade } from "../src/adapters/node.ts";
+
+function option(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 && at + 1 < process.argv.length
+    ? process.argv[at + 1]
+    : fallback;
+}
+
+const host = option("host", "127.0.0.1");
+const port = Number(option("port", "9001"));
+const LIMIT = 64 * 1024 * 1024;
+
+const server = createServer((_request, response) => {
+  response.writeHead(426, { "content-type": "text/plain" }).end(
+    "WebSocket only\n",
+  );
+});
+server.on("upgrade", async (request, socket, head) => {
+  const ws = upgrade(request, socket, head, {
+    origins: "*",
+    maxFrameSize: LIMIT,
+    maxMessageSize: LIMIT,
+    fragmentSize: LIMIT,
+  });
+  try {
+    const { readable, writable } = await ws.opened;
+    await readable.pipeTo(writable);
+  } catch {
+    // A refused handshake or a failed connection: `closed` says which.
+  }
+  await ws.closed.catch(() => {});
+});
+server.listen(port, host, () => {
+  const address = server.address() as { port: number };
+  console.log(`echo server listening on ws://${host}:${address.port}`);
+});

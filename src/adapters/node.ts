@@ -1,0 +1,148 @@
+/**
+ * WebSocket servers on `node:http`'s `'upgrade'` event. The event hands
+ * over the raw socket on Node, Deno and Bun alike, so this path runs the
+ * full codec (backpressure both ways, every limit) on all three.
+ *
+ * @example An echo server
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { upgrade } from "./node.ts";
+ * import { WebSocketStream } from "../client.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = createServer();
+ * server.on("upgrade", async (request, socket, head) => {
+ *   const ws = upgrade(request, socket, head);
+ *   const { readable, writable } = await ws.opened;
+ *   await readable.pipeTo(writable);
+ * });
+ * await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+ * const { port } = server.address() as { port: number };
+ *
+ * const client = new WebSocketStream(`ws://127.0.0.1:${port}`);
+ * const { readable, writable } = await client.opened;
+ * const writer = writable.getWriter();
+ * await writer.write("hello");
+ * const reader = readable.getReader();
+ * assert.equal((await reader.read()).value, "hello");
+ * client.close({ closeCode: 1000 });
+ * await client.closed;
+ * server.close();
+ * ```
+ *
+ * @module
+ */
+
+import { formatResponseHead } from "../_http.ts";
+import { type NodeSocket, nodeSocketDuplex } from "../_node_socket.ts";
+import {
+  type HandshakeResult,
+  WebSocketConnection,
+  type WebSocketConnectionOptions,
+} from "../connection.ts";
+import {
+  acceptUpgrade,
+  type AcceptUpgradeOptions,
+  HandshakeError,
+  refusalResponse,
+  type UpgradeRequest,
+} from "../handshake.ts";
+
+/** The parts of a `node:http` `IncomingMessage` this adapter reads. */
+export interface NodeRequest {
+  /** The request method. */
+  readonly method?: string;
+  /** The request target, such as "/chat?room=1". */
+  readonly url?: string;
+  /** "1.1" for HTTP/1.1. */
+  readonly httpVersion: string;
+  /** Header names and values, alternating, as they arrived. */
+  readonly rawHeaders: readonly string[];
+}
+
+/** Options for {@linkcode upgrade}: the handshake's, then the connection's. */
+export interface NodeUpgradeOptions<S extends boolean = false>
+  extends
+    AcceptUpgradeOptions<UpgradeRequest>,
+    Omit<WebSocketConnectionOptions<S>, "role" | "url"> {}
+
+/**
+ * Answers a `node:http` server's `'upgrade'` event: checks the handshake
+ * (origin, version, subprotocols, the `accept` hook), writes the 101 or the
+ * refusal, and returns the connection. A refused handshake rejects `opened`
+ * and `closed` with a {@linkcode HandshakeError} after the refusal is sent.
+ */
+export function upgrade<S extends boolean = false>(
+  request: NodeRequest,
+  socket: NodeSocket,
+  head: Uint8Array,
+  options: NodeUpgradeOptions<S> = {},
+): WebSocketConnection<S> {
+  const headers = new Headers();
+  const raw = request.rawHeaders;
+  try {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      headers.append(raw[i], raw[i + 1]);
+    }
+  } catch {
+    // A header the Fetch API cannot hold: left out, so the handshake checks
+    // refuse what is missing with a 400.
+  }
+  const url = `http://${headers.get("host") ?? "localhost"}${
+    request.url ?? "/"
+  }`;
+  const upgradeRequest: UpgradeRequest = {
+    method: request.method ?? "GET",
+    headers,
+    url,
+    httpVersion: request.httpVersion,
+  };
+  const transport = handshake(upgradeRequest, socket, head, options);
+  return new WebSocketConnection(transport, {
+    ...options,
+    role: "server",
+    url,
+  });
+}
+
+async function handshake(
+  request: UpgradeRequest,
+  socket: NodeSocket,
+  head: Uint8Array,
+  options: AcceptUpgradeOptions<UpgradeRequest>,
+): Promise<HandshakeResult> {
+  const result = await acceptUpgrade(request, options);
+  if (!result.ok) {
+    const response = result.response ?? refusalResponse(result);
+    const body = new Uint8Array(await response.arrayBuffer());
+    const headers = new Headers(response.headers);
+    headers.set("connection", "close");
+    headers.set("content-length", String(body.length));
+    socket.write(
+      formatResponseHead(response.status, response.statusText, headers),
+    );
+    socket.write(body);
+    socket.end();
+    throw new HandshakeError(
+      `Refused the WebSocket handshake: ${result.reason}`,
+      {
+        code: result.code,
+        status: response.status,
+      },
+    );
+  }
+  if (socket.destroyed) {
+    throw new HandshakeError("The socket closed during the handshake", {
+      code: "refused",
+      status: 0,
+    });
+  }
+  const duplex = nodeSocketDuplex(socket);
+  socket.write(formatResponseHead(101, "Switching Protocols", result.headers));
+  return {
+    ...duplex,
+    protocol: result.protocol,
+    extensions: result.extensions,
+    head: new Uint8Array(head.buffer, head.byteOffset, head.byteLength),
+  };
+}
