@@ -381,7 +381,7 @@ export class FrameDecoder {
     } else {
       payload.set(chunk.subarray(0, take), phase);
       if (this.#masked) {
-        mask(payload.subarray(phase, phase + take), this.#key, phase);
+        mask(payload, this.#key, phase, phase, phase + take);
       }
       if (done) {
         this.#payload = null;

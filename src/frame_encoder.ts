@@ -5,6 +5,7 @@
  * @module
  */
 
+import { allocate } from "./_bytes.ts";
 import { mask, readMaskKey } from "./_mask.ts";
 import { checkRole } from "./_options.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD, type Role } from "./frame.ts";
@@ -25,7 +26,7 @@ export interface FrameEncoderOptions {
 
 // Unmasked payloads larger than this go out as a separate chunk after the
 // header instead of being copied behind it.
-const COPY_LIMIT = 16 * 1024;
+const COPY_LIMIT = 512;
 
 // §5.3: keys "MUST be derived from a strong source of entropy"; one
 // getRandomValues call serves many frames.
@@ -118,7 +119,7 @@ export class FrameEncoder {
     const lengthSize = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
     const headerSize = 2 + lengthSize + (masked ? 4 : 0);
     const merge = masked || length <= COPY_LIMIT;
-    const out = new Uint8Array(merge ? headerSize + length : headerSize);
+    const out = allocate(merge ? headerSize + length : headerSize);
 
     out[0] = (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) |
       (frame.rsv2 ? 0x20 : 0) | (frame.rsv3 ? 0x10 : 0) | opcode;
@@ -150,7 +151,7 @@ export class FrameEncoder {
       out[at + 2] = (key >>> 8) & 0xff;
       out[at + 3] = key & 0xff;
       out.set(payload, headerSize);
-      mask(out.subarray(headerSize), key);
+      mask(out, key, 0, headerSize);
       emit(out);
     } else if (merge) {
       out.set(payload, headerSize);
