@@ -15,8 +15,10 @@ export interface NodeSocket {
   cork?(): void;
   uncork?(): void;
   setNoDelay?(noDelay?: boolean): unknown;
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  off(event: string, listener: (...args: never[]) => void): unknown;
+  // deno-lint-ignore no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // deno-lint-ignore no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
   readonly destroyed: boolean;
   readonly writableEnded?: boolean;
 }

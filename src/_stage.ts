@@ -17,6 +17,7 @@
 type Waiter = () => void;
 
 const noop = () => {};
+const NO_FAILURE = Symbol("no failure");
 
 /**
  * The base of every stream in this library. Subclasses implement
@@ -38,15 +39,24 @@ export abstract class Stage<I, O> {
   #enqueued = false;
   #finished = false;
   #outputClosed = false;
+  #failure: unknown = NO_FAILURE;
 
-  constructor(highWaterMark = 1) {
+  constructor() {
     this.readable = new ReadableStream<O>({
       start: (controller) => {
         this.#readableController = controller;
       },
-      pull: () => this.wake(),
+      pull: () => {
+        // The queue has drained (its high-water mark is one chunk): a
+        // failure held back until now can be reported.
+        if (this.#failure !== NO_FAILURE) {
+          this.#readableController.error(this.#failure);
+        } else {
+          this.wake();
+        }
+      },
       cancel: (reason) => this.#cancel(reason),
-    }, { highWaterMark });
+    }, { highWaterMark: 1 });
     this.writable = new WritableStream<I>({
       start: (controller) => {
         this.#writableController = controller;
@@ -168,12 +178,20 @@ export abstract class Stage<I, O> {
       throw error;
     }
     if (waiting !== undefined) {
-      return waiting.then(() => this.ready(), (error) => {
+      return waiting.then(() => this.#whenReady(), (error) => {
         this.#fail(error);
         throw error;
       });
     }
-    return this.ready();
+    return this.#whenReady();
+  }
+
+  // Waits until ready() has nothing more to wait for: a wake() for one
+  // reason (a message body pulled) does not mean every reason has gone.
+  #whenReady(): Promise<void> | undefined {
+    const waiting = this.ready();
+    if (waiting === undefined) return undefined;
+    return waiting.then(() => this.#whenReady());
   }
 
   #close(): void | Promise<void> {
@@ -192,16 +210,23 @@ export abstract class Stage<I, O> {
   }
 
   // The input failed (abort), or this stage's core threw: fail the output
-  // the same way.
+  // the same way, but only once the reader has had what came before the
+  // failure (erroring a stream drops its queue), so that fused and composed
+  // stages hand on the same chunks before the same error.
   #fail(reason: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
     this.wake();
     this.cleanup(reason);
     if (this.#outputClosed) return;
-    this.#readableController.error(reason);
     const nextWriter = this.#nextWriter;
-    if (nextWriter !== null) nextWriter.abort(reason).catch(noop);
+    if (nextWriter !== null) {
+      nextWriter.abort(reason).catch(noop);
+    } else if (this.#readableController.desiredSize! >= 1) {
+      this.#readableController.error(reason);
+    } else {
+      this.#failure = reason;
+    }
   }
 
   // The reader cancelled: fail the input side, so whatever pipes into it

@@ -639,12 +639,14 @@ export class WebSocketConnection<S extends boolean = false> {
   }
 
   #onReadError(error: unknown): void {
-    this.#readEnded = true;
     if (this.#finished) return;
-    if (this.#handshakeDone()) {
-      this.#finish(null);
+    if (this.#closeReceived !== null && this.#error === null) {
+      // §5.5.1: nothing counts after the peer's Close, not even bytes that
+      // break the protocol; reading stops there.
+      this.#onReadEnd();
       return;
     }
+    this.#readEnded = true;
     if (error instanceof WebSocketError && error.closeCode !== 1006) {
       // §7.1.7: the peer broke the protocol: send the code the RFC names,
       // then close, without reading anything more.

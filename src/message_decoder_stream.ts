@@ -144,7 +144,8 @@ export class MessageDecoderStream<S extends boolean = false>
     this.#text = "";
     this.#parts = [];
     if (body !== null && !this.#bodyCancelled) {
-      body.error(
+      this.#failBody(
+        body,
         new WebSocketError(
           "Cannot decode message: the peer closed the connection in the middle of it",
           { code: "unexpected_end", closeCode: 1006 },
@@ -163,8 +164,23 @@ export class MessageDecoderStream<S extends boolean = false>
   protected override cleanup(reason: unknown): void {
     const body = this.#body;
     this.#body = null;
-    if (body !== null && !this.#bodyCancelled) body.error(reason);
+    if (body !== null && !this.#bodyCancelled) this.#failBody(body, reason);
   }
+
+  // Errors a body once its reader has had the data before the failure
+  // (erroring a stream drops its queue).
+  #failBody(
+    body: ReadableStreamDefaultController<string | Uint8Array>,
+    reason: unknown,
+  ): void {
+    if (body.desiredSize! >= 1) body.error(reason);
+    else this.#bodyFailures.set(body, reason);
+  }
+
+  #bodyFailures = new WeakMap<
+    ReadableStreamDefaultController<string | Uint8Array>,
+    unknown
+  >();
 
   /** Waits, in streaming mode, for the current message to be read. */
   protected override ready(): Promise<void> | undefined {
@@ -204,7 +220,11 @@ export class MessageDecoderStream<S extends boolean = false>
         start: (controller) => {
           body = controller;
         },
-        pull: () => this.wake(),
+        pull: () => {
+          if (this.#bodyFailures.has(body)) {
+            body.error(this.#bodyFailures.get(body));
+          } else this.wake();
+        },
         cancel: () => {
           // The reader gave up on this message: the rest of its fragments
           // are still checked, then dropped.
