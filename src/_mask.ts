@@ -10,8 +10,22 @@
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const WIDE = !("Bun" in globalThis) && typeof BigUint64Array === "function";
 
-// Below this many bytes, making a typed-array view costs more than it saves.
+// Below this many bytes, a word view costs more than it saves.
 const WORD_THRESHOLD = 64;
+
+// The word view of the last buffer masked, reused while the same buffer
+// comes back (the frames of one chunk, the slices of one slab): making a
+// view costs as much as masking a few hundred bytes. Only buffers up to
+// 1 MiB are kept, so a large one is not held alive.
+const CACHED_LIMIT = 1024 * 1024;
+let cachedBuffer: ArrayBufferLike | null = null;
+let cachedWide: BigUint64Array | null = null;
+let cachedNarrow: Int32Array | null = null;
+
+// The key repeated to 64 bits, without BigInt arithmetic (three BigInt
+// allocations a call).
+const pair = new Int32Array(2);
+const pairWide = WIDE ? new BigUint64Array(pair.buffer) : null;
 
 /** Reads a masking key from four bytes in network order. */
 export function readMaskKey(bytes: Uint8Array, at: number): number {
@@ -44,25 +58,64 @@ export function mask(
     const word = LITTLE_ENDIAN
       ? ((k >>> 24) | ((k >>> 8) & 0xff00) | ((k << 8) & 0xff0000) | (k << 24))
       : k;
+    const buffer = data.buffer;
+    const at = data.byteOffset + i;
     if (WIDE) {
       const words = (end - i) >>> 3;
-      const wide = BigInt(word >>> 0);
-      const key64 = (wide << 32n) | wide;
-      const view = new BigUint64Array(data.buffer, data.byteOffset + i, words);
-      for (let w = 0; w < words; w++) view[w] ^= key64;
+      pair[0] = pair[1] = word;
+      const key64 = pairWide![0];
+      let view: BigUint64Array;
+      let w = 0;
+      if (
+        buffer === cachedBuffer && cachedWide !== null &&
+        (at >>> 3) + words <= cachedWide.length
+      ) {
+        view = cachedWide;
+        w = at >>> 3;
+      } else if (buffer.byteLength <= CACHED_LIMIT) {
+        view = cachedWide = new BigUint64Array(
+          buffer,
+          0,
+          buffer.byteLength >>> 3,
+        );
+        cachedBuffer = buffer;
+        cachedNarrow = null;
+        w = at >>> 3;
+      } else {
+        view = new BigUint64Array(buffer, at, words);
+      }
+      for (const stop = w + words; w < stop; w++) view[w] ^= key64;
       i += words << 3;
     } else {
       const words = (end - i) >>> 2;
-      const view = new Int32Array(data.buffer, data.byteOffset + i, words);
-      const unrolled = words & ~3;
+      let view: Int32Array;
       let w = 0;
-      for (; w < unrolled; w += 4) {
+      if (
+        buffer === cachedBuffer && cachedNarrow !== null &&
+        (at >>> 2) + words <= cachedNarrow.length
+      ) {
+        view = cachedNarrow;
+        w = at >>> 2;
+      } else if (buffer.byteLength <= CACHED_LIMIT) {
+        view = cachedNarrow = new Int32Array(
+          buffer,
+          0,
+          buffer.byteLength >>> 2,
+        );
+        cachedBuffer = buffer;
+        cachedWide = null;
+        w = at >>> 2;
+      } else {
+        view = new Int32Array(buffer, at, words);
+      }
+      const stop = w + words;
+      for (const unrolled = stop - 3; w < unrolled; w += 4) {
         view[w] ^= word;
         view[w + 1] ^= word;
         view[w + 2] ^= word;
         view[w + 3] ^= word;
       }
-      for (; w < words; w++) view[w] ^= word;
+      for (; w < stop; w++) view[w] ^= word;
       i += words << 2;
     }
   }
