@@ -32,6 +32,11 @@
  */
 
 export {
+  WebSocketStream,
+  type WebSocketStreamOptions,
+  type WebSocketStreamTlsOptions,
+} from "./src/client.ts";
+export {
   type CloseInfo,
   decodeClose,
   encodeClose,

@@ -31,3 +31,13 @@ export function checkSize(
   }
   return value;
 }
+
+/** Validates a duration option: milliseconds from 0 to 2^31 - 1 (what timers take). */
+export function checkTime(name: string, value: number): number {
+  if (typeof value !== "number" || !(value >= 0) || value > 2 ** 31 - 1) {
+    throw new RangeError(
+      `Cannot use ${name}: expected milliseconds from 0 to 2^31 - 1, got ${value}`,
+    );
+  }
+  return value;
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { checkRole, checkSize } from "./_options.ts";
+import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
 import { WebSocketError } from "./errors.ts";
 import type { Frame, Role } from "./frame.ts";
@@ -186,15 +186,6 @@ function lost(what: string, cause?: unknown): WebSocketError {
 
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
   return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
-}
-
-function checkTime(name: string, value: number): number {
-  if (typeof value !== "number" || !(value >= 0) || value > 2 ** 31 - 1) {
-    throw new RangeError(
-      `Cannot use ${name}: expected milliseconds from 0 to 2^31 - 1, got ${value}`,
-    );
-  }
-  return value;
 }
 
 // The message decoder of a connection: when the application cancels its

@@ -24,6 +24,9 @@ export type WebSocketErrorCode =
   | "invalid_close_frame"
   | "unexpected_end"
   | "connection_lost"
+  | "connect_failed"
+  | "tls_failed"
+  | "handshake_timeout"
   | "close_timeout"
   | "heartbeat_timeout";
 

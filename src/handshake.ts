@@ -47,6 +47,7 @@ export type HandshakeErrorCode =
   | "invalid_extensions"
   | "refused"
   | "unexpected_status"
+  | "invalid_response"
   | "invalid_accept"
   | "unexpected_protocol"
   | "unexpected_extension";
