@@ -8,7 +8,7 @@
 
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
-import { WebSocketError } from "./errors.ts";
+import { connectionLost, WebSocketError } from "./errors.ts";
 import type { Frame, Role } from "./frame.ts";
 import { FrameDecoderStream } from "./frame_decoder_stream.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";
@@ -176,14 +176,6 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-function lost(what: string, cause?: unknown): WebSocketError {
-  return new WebSocketError(`The connection was lost: ${what}`, {
-    code: "connection_lost",
-    closeCode: 1006,
-    cause,
-  });
-}
-
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
   return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
 }
@@ -230,7 +222,7 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
   protected override flush(): void {
     super.flush();
     if (!this.#connection.closeReceived()) {
-      throw lost("the transport closed without a Close frame");
+      throw connectionLost("the transport closed without a Close frame");
     }
   }
 }
@@ -323,11 +315,12 @@ export class WebSocketConnection<S extends boolean = false> {
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #active = false;
 
-  // Pings sent by ping() or the heartbeat, by payload.
-  #pings = new Map<
-    string,
-    { resolve: () => void; reject: (reason: unknown) => void }
-  >();
+  // Pings sent by ping() or the heartbeat, oldest first.
+  #pings: {
+    key: string;
+    resolve: () => void;
+    reject: (reason: unknown) => void;
+  }[] = [];
   #pingCounter = 0;
 
   /**
@@ -396,7 +389,9 @@ export class WebSocketConnection<S extends boolean = false> {
       this.#pendingClose ??= options;
       return;
     }
-    this.#sendClose(closeCode === undefined ? {} : { closeCode, reason });
+    // A reason needs a code: as in the WHATWG API, it is then 1000.
+    if (closeCode === undefined && reason === "") this.#sendClose({});
+    else this.#sendClose({ closeCode: closeCode ?? 1000, reason });
   }
 
   /**
@@ -418,7 +413,7 @@ export class WebSocketConnection<S extends boolean = false> {
     }
     const key = payload.join();
     const { promise, resolve, reject } = deferred<void>();
-    this.#pings.set(key, { resolve: resolve as () => void, reject });
+    this.#pings.push({ key, resolve: resolve as () => void, reject });
     this.#encoder!.sendControl(controlFrame(Opcode.Ping, payload));
     return promise;
   }
@@ -535,11 +530,12 @@ export class WebSocketConnection<S extends boolean = false> {
         }
         break;
       case Opcode.Pong: {
+        // §5.5.3: a peer may answer only the latest of several pings, so a
+        // pong answers its ping and every ping sent before it.
         const key = frame.payload.join();
-        const ping = this.#pings.get(key);
-        if (ping !== undefined) {
-          this.#pings.delete(key);
-          ping.resolve();
+        const at = this.#pings.findIndex((ping) => ping.key === key);
+        if (at >= 0) {
+          for (const ping of this.#pings.splice(0, at + 1)) ping.resolve();
         }
         break;
       }
@@ -607,7 +603,7 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#finish(
       this.#handshakeDone()
         ? null
-        : lost("the transport failed while sending", error),
+        : connectionLost("the transport failed while sending", error),
     );
   }
 
@@ -620,7 +616,9 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#readEnded = true;
     if (this.#closeReceived === null) {
       // §7.1.5: closed without a Close frame: 1006.
-      this.#finish(lost("the transport closed without a Close frame"));
+      this.#finish(
+        connectionLost("the transport closed without a Close frame"),
+      );
       return;
     }
     if (this.#closeFlushed) {
@@ -649,7 +647,7 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#finish(
       error instanceof WebSocketError
         ? error
-        : lost("the transport failed while reading", error),
+        : connectionLost("the transport failed while reading", error),
     );
   }
 
@@ -669,7 +667,7 @@ export class WebSocketConnection<S extends boolean = false> {
     clearTimeout(this.#closeTimer);
     const failure = error ?? this.#error ??
       (this.#closeReceived === null
-        ? lost("the connection closed without a Close frame")
+        ? connectionLost("the connection closed without a Close frame")
         : null);
     this.#rejectPings(failure ?? new TypeError("The connection closed"));
 
@@ -758,9 +756,8 @@ export class WebSocketConnection<S extends boolean = false> {
   }
 
   #rejectPings(reason: unknown): void {
-    if (this.#pings.size === 0) return;
     const pings = this.#pings;
-    this.#pings = new Map();
-    for (const ping of pings.values()) ping.reject(reason);
+    this.#pings = [];
+    for (const ping of pings) ping.reject(reason);
   }
 }

@@ -559,3 +559,38 @@ test("WebSocketConnection.close before it opens closes as soon as it does", asyn
   const closed: WebSocketCloseInfo = await client.closed;
   assert.equal(closed.closeCode, 1000);
 });
+
+test("WebSocketConnection.ping: pings with the same data each get their pong", async () => {
+  const { client, server } = pair();
+  await Promise.all([
+    client.ping("same"),
+    client.ping("same"),
+    client.ping("same"),
+  ]);
+  client.close();
+  await Promise.all([client.closed, server.closed]);
+});
+
+test("WebSocketConnection.ping: a pong answers its ping and every earlier one (§5.5.3)", async () => {
+  const peer = againstRawPeer("server");
+  await peer.connection.opened;
+  const first = peer.connection.ping("1");
+  const second = peer.connection.ping("2");
+  await peer.until(() => peer.frames.length === 2);
+  peer.send(frame(Opcode.Pong, "2")); // only the latest is answered
+  await Promise.all([first, second]);
+  peer.send(frame(Opcode.Close, closeBody(1000)));
+  await peer.until(() => peer.transportClosed);
+  await peer.closeTransport();
+  await peer.connection.closed;
+});
+
+test("WebSocketConnection.close with a reason and no code closes with 1000", async () => {
+  const { client, server } = pair();
+  client.close({ reason: "just because" });
+  assert.deepEqual(await server.closed, {
+    closeCode: 1000,
+    reason: "just because",
+  });
+  await client.closed;
+});

@@ -1,0 +1,489 @@
+// The bridge shared by the Deno.serve and Bun.serve adapters: a runtime's
+// native, message-level server WebSocket in the shape every entry point of
+// this library returns (`opened`, `closed`, `close()`, `ping()`).
+//
+// The runtime runs the protocol (framing, masking, UTF-8 checks, the close
+// handshake, its own size limits); the bridge adds what the native API
+// lacks: streams, write backpressure from the runtime's send buffer, read
+// backpressure where the runtime can pause reading (else a bounded queue),
+// the library's close-code checks, `closed` as a promise, and a timeout on
+// the close handshake.
+
+import { checkSize, checkTime } from "../_options.ts";
+import { encodeClose, isApplicationCloseCode } from "../close.ts";
+import type {
+  WebSocketCloseInfo,
+  WebSocketCloseOptions,
+} from "../connection.ts";
+import { connectionLost, WebSocketError } from "../errors.ts";
+import type { Message } from "../message.ts";
+
+/**
+ * What a bridged socket's `writable` accepts: text as a `string`, binary
+ * as bytes. Not the codec's streamed `OutgoingMessage`: native WebSockets
+ * only send whole messages.
+ */
+export type NativeMessageInput =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | ArrayBufferView;
+
+/** What {@linkcode WebSocketEndpoint.opened} gives once the connection is open. */
+export interface WebSocketEndpointOpenInfo {
+  /** Messages from the peer: text as `string`, binary as `Uint8Array`. */
+  readable: ReadableStream<Message>;
+  /** Messages to the peer. Closing or aborting it closes the connection. */
+  writable: WritableStream<NativeMessageInput>;
+  /** The subprotocol both sides agreed on, or "". */
+  protocol: string;
+  /** The extensions both sides agreed on, or "". */
+  extensions: string;
+}
+
+/**
+ * The WebSocketStream shape that every entry point returns: a
+ * `WebSocketConnection` (the full codec) and the sockets bridged from
+ * `Deno.serve` and `Bun.serve` alike, so application code can take either.
+ */
+export interface WebSocketEndpoint {
+  /** The URL of the connection (a server's: the request URL). */
+  readonly url: string;
+  /** Resolves with the streams once the connection is open. */
+  readonly opened: Promise<WebSocketEndpointOpenInfo>;
+  /**
+   * Resolves with the close code and reason after a clean close; rejects
+   * with a `WebSocketError` after an unclean one.
+   */
+  readonly closed: Promise<WebSocketCloseInfo>;
+  /**
+   * Starts the close handshake.
+   *
+   * @throws {RangeError} if the code is not 1000 or 3000–4999, or the
+   * reason is longer than 123 bytes of UTF-8.
+   */
+  close(options?: WebSocketCloseOptions): void;
+  /**
+   * Sends a ping and resolves when its pong arrives. Rejects with a
+   * `TypeError` where the runtime cannot send pings (Deno's server
+   * WebSocket), and with a `RangeError` for more than 125 bytes.
+   */
+  ping(data?: Uint8Array | string): Promise<void>;
+}
+
+/** Options every bridged socket takes. */
+export interface NativeSocketOptions {
+  /**
+   * `write()` resolves once at most this many bytes wait in the runtime's
+   * send buffer (and, until then, the next message waits).
+   *
+   * @default {1048576} (1 MiB)
+   */
+  writeHighWaterMark?: number;
+  /**
+   * Milliseconds to wait, once `close()` has sent a Close frame, for the
+   * runtime to report the connection closed; past them `closed` rejects
+   * with a `WebSocketError` (`close_timeout`, 1006).
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+}
+
+// What the bridge needs from a runtime's native socket.
+export interface NativeDriver {
+  // false: the runtime dropped the message (the socket is closing).
+  send(data: string | Uint8Array): boolean;
+  // Bytes sent but not yet handed to the operating system.
+  bufferedAmount(): number;
+  // Whether the runtime calls NativeBridge.drain(); else the bridge polls.
+  readonly drainEvents: boolean;
+  close(code?: number, reason?: string): void;
+  // Drops the connection without a handshake, where the runtime can.
+  terminate?(): void;
+  // false: dropped. Absent: the runtime cannot ping.
+  ping?(payload: Uint8Array): boolean;
+  // Read backpressure, where the runtime can stop reading the socket.
+  pause?(): void;
+  resume?(): void;
+}
+
+export interface NativeBridgeOptions extends NativeSocketOptions {
+  // Reading pauses above this many queued bytes (drivers with pause()).
+  readHighWaterMark?: number;
+  // Without pause(): more queued than this fails the connection with 1009.
+  maxQueuedBytes?: number;
+  // Why ping() cannot work, for a driver without ping().
+  noPing?: string;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+}
+
+const noop = () => {};
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Nobody has to listen: an unclean close must not crash the process.
+  promise.catch(noop);
+  return { promise, resolve, reject };
+}
+
+/** The 1006 error of a connection that ended without a close handshake. */
+
+// Queued size: bytes for binary, UTF-16 code units for text (each one to
+// three bytes on the wire). Bun's types let the chunk be undefined.
+function messageSize(message: Message | undefined): number {
+  if (message === undefined) return 0;
+  return typeof message === "string" ? message.length : message.byteLength;
+}
+
+function toNative(message: unknown): string | Uint8Array {
+  if (typeof message === "string" || message instanceof Uint8Array) {
+    return message;
+  }
+  if (message instanceof ArrayBuffer) return new Uint8Array(message);
+  if (ArrayBuffer.isView(message)) {
+    return new Uint8Array(
+      message.buffer,
+      message.byteOffset,
+      message.byteLength,
+    );
+  }
+  throw new TypeError(
+    "Cannot send message: a native WebSocket sends a string or bytes; a streamed message needs the full codec (the node:http adapter)",
+  );
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * A native socket as a {@linkcode WebSocketEndpoint}. The adapter creates
+ * it, then feeds it the runtime's events: `open`, `message`, `drain`,
+ * `pong` and `closeEvent` (or `refuse` if the handshake is refused).
+ */
+export class NativeBridge implements WebSocketEndpoint {
+  readonly url: string;
+  readonly opened: Promise<WebSocketEndpointOpenInfo>;
+  readonly closed: Promise<WebSocketCloseInfo>;
+
+  readonly #opened = deferred<WebSocketEndpointOpenInfo>();
+  readonly #closed = deferred<WebSocketCloseInfo>();
+  readonly #writeHighWaterMark: number;
+  readonly #readHighWaterMark: number;
+  readonly #maxQueuedBytes: number;
+  readonly #closeTimeout: number;
+  readonly #noPing: string;
+
+  #driver: NativeDriver | null = null;
+  #readable!: ReadableStreamDefaultController<Message>;
+  #writable: WritableStreamDefaultController | null = null;
+  #paused = false;
+  #cancelled = false;
+  #closeSent = false;
+  #finished = false;
+  #pendingClose: WebSocketCloseOptions | null = null;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+
+  // A write waiting for the send buffer to drain below the mark.
+  #room: Deferred<void> | null = null;
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+
+  // Pings waiting for their pong, by payload, oldest first.
+  #pings = new Map<string, Deferred<void>[]>();
+  #pingCounter = 0;
+
+  constructor(url: string, options: NativeBridgeOptions = {}) {
+    this.url = url;
+    this.#writeHighWaterMark = checkSize(
+      "writeHighWaterMark",
+      options.writeHighWaterMark ?? MiB,
+    );
+    this.#readHighWaterMark = checkSize(
+      "readHighWaterMark",
+      options.readHighWaterMark ?? MiB,
+    );
+    this.#maxQueuedBytes = checkSize(
+      "maxQueuedBytes",
+      options.maxQueuedBytes ?? 16 * MiB,
+      { infinite: true },
+    );
+    this.#closeTimeout = checkTime(
+      "closeTimeout",
+      options.closeTimeout ?? 5000,
+    );
+    this.#noPing = options.noPing ?? "the runtime cannot send pings";
+    this.opened = this.#opened.promise;
+    this.closed = this.#closed.promise;
+  }
+
+  /** The handshake was refused: `opened` and `closed` reject with `error`. */
+  refuse(error: unknown): void {
+    this.#finished = true;
+    this.#opened.reject(error);
+    this.#closed.reject(error);
+  }
+
+  /** The runtime opened the socket. */
+  open(driver: NativeDriver, protocol: string, extensions: string): void {
+    if (this.#finished) return;
+    this.#driver = driver;
+    const readable = new ReadableStream<Message>({
+      start: (controller) => {
+        this.#readable = controller;
+      },
+      pull: () => {
+        if (this.#paused) {
+          this.#paused = false;
+          this.#driver?.resume?.();
+        }
+      },
+      cancel: () => {
+        this.#cancelled = true;
+        if (this.#paused) this.#driver?.resume?.();
+        if (!this.#closeSent && !this.#finished) this.#sendClose();
+      },
+    }, { highWaterMark: this.#readHighWaterMark, size: messageSize });
+    const writable = new WritableStream<NativeMessageInput>({
+      start: (controller) => {
+        this.#writable = controller;
+      },
+      write: (message) => this.#write(message),
+      close: () => this.#sendClose(),
+      abort: () => this.#sendClose(),
+    });
+    this.#opened.resolve({ readable, writable, protocol, extensions });
+    const pending = this.#pendingClose;
+    if (pending !== null) this.close(pending);
+  }
+
+  /** A message arrived. */
+  message(data: Message): void {
+    if (this.#finished || this.#cancelled || this.#driver === null) return;
+    const controller = this.#readable;
+    controller.enqueue(data);
+    const desired = controller.desiredSize ?? 0;
+    if (this.#driver.pause !== undefined) {
+      if (desired <= 0 && !this.#paused) {
+        this.#paused = true;
+        this.#driver.pause();
+      }
+    } else if (this.#readHighWaterMark - desired > this.#maxQueuedBytes) {
+      this.#fail(
+        new WebSocketError(
+          `Cannot receive message: more than ${this.#maxQueuedBytes} bytes of messages wait to be read, and the runtime cannot pause reading`,
+          { code: "message_too_big", closeCode: 1009 },
+        ),
+        "too many messages waiting to be read",
+      );
+    }
+  }
+
+  /** The runtime's send buffer drained some. */
+  drain(): void {
+    this.#checkRoom();
+  }
+
+  /** A pong arrived. */
+  pong(payload: Uint8Array): void {
+    const key = payload.join();
+    const waiting = this.#pings.get(key);
+    if (waiting === undefined) return;
+    const ping = waiting.shift()!;
+    if (waiting.length === 0) this.#pings.delete(key);
+    ping.resolve();
+  }
+
+  /**
+   * The runtime closed the socket: cleanly, with the close code and
+   * reason it reports, or not (`cause`: what it said went wrong).
+   */
+  closeEvent(
+    code: number,
+    reason: string,
+    clean: boolean,
+    cause?: unknown,
+  ): void {
+    if (this.#finished) return;
+    if (!clean || this.#driver === null) {
+      const detail = reason === "" ? "" : `: ${reason}`;
+      this.#finish(
+        connectionLost(
+          `the runtime closed the socket uncleanly${detail}`,
+          cause,
+        ),
+      );
+    } else {
+      this.#finish(null, { closeCode: code, reason });
+    }
+  }
+
+  close(options: WebSocketCloseOptions = {}): void {
+    const { closeCode, reason = "" } = options;
+    if (closeCode !== undefined && !isApplicationCloseCode(closeCode)) {
+      throw new RangeError(
+        `Cannot close: the close code must be 1000 or from 3000 to 4999, got ${closeCode}`,
+      );
+    }
+    // Checks the reason's length.
+    encodeClose({ closeCode: closeCode ?? 1000, reason });
+    if (this.#finished || this.#closeSent) return;
+    if (this.#driver === null) {
+      // Still opening: close as soon as it opens.
+      this.#pendingClose ??= options;
+      return;
+    }
+    this.#sendClose(closeCode, closeCode === undefined ? undefined : reason);
+  }
+
+  async ping(data?: Uint8Array | string): Promise<void> {
+    await this.opened;
+    const payload = typeof data === "string"
+      ? new TextEncoder().encode(data)
+      : data ?? this.#nextPingPayload();
+    if (payload.length > 125) {
+      throw new RangeError("Cannot ping: the payload is more than 125 bytes");
+    }
+    const driver = this.#driver!;
+    if (driver.ping === undefined) {
+      throw new TypeError(`Cannot ping: ${this.#noPing}`);
+    }
+    if (this.#closeSent || this.#finished) {
+      throw new TypeError("Cannot ping: the connection is closing");
+    }
+    const ping = deferred<void>();
+    const key = payload.join();
+    const waiting = this.#pings.get(key);
+    if (waiting === undefined) this.#pings.set(key, [ping]);
+    else waiting.push(ping);
+    if (!driver.ping(payload)) {
+      this.#rejectPings(
+        new TypeError("Cannot ping: the connection is closing"),
+      );
+    }
+    return ping.promise;
+  }
+
+  #nextPingPayload(): Uint8Array {
+    const n = ++this.#pingCounter;
+    return new Uint8Array([
+      n >>> 24,
+      (n >>> 16) & 0xff,
+      (n >>> 8) & 0xff,
+      n & 0xff,
+    ]);
+  }
+
+  async #write(message: NativeMessageInput): Promise<void> {
+    const data = toNative(message);
+    if (this.#closeSent || this.#finished) {
+      throw new TypeError("Cannot send message: the connection is closing");
+    }
+    if (!this.#driver!.send(data)) {
+      throw new TypeError(
+        "Cannot send message: the runtime dropped it (the connection is closing)",
+      );
+    }
+    if (this.#driver!.bufferedAmount() <= this.#writeHighWaterMark) return;
+    this.#room = deferred();
+    if (!this.#driver!.drainEvents) this.#poll(1);
+    await this.#room.promise;
+  }
+
+  // Without drain events, polls the send buffer while it is above the
+  // mark, backing off from 1 ms to 16 ms.
+  #poll(delay: number): void {
+    this.#pollTimer = setTimeout(() => {
+      this.#pollTimer = undefined;
+      if (!this.#checkRoom()) this.#poll(Math.min(delay * 2, 16));
+    }, delay);
+  }
+
+  #checkRoom(): boolean {
+    const room = this.#room;
+    if (room === null) return true;
+    if (this.#driver!.bufferedAmount() > this.#writeHighWaterMark) return false;
+    this.#room = null;
+    room.resolve();
+    return true;
+  }
+
+  #sendClose(code?: number, reason?: string): void {
+    if (this.#closeSent || this.#finished) return;
+    this.#closeSent = true;
+    this.#rejectPings(
+      new TypeError("The connection closed before the pong arrived"),
+    );
+    this.#closeTimer = setTimeout(() => {
+      this.#closeTimer = undefined;
+      this.#finish(
+        new WebSocketError("The close handshake timed out", {
+          code: "close_timeout",
+          closeCode: 1006,
+        }),
+      );
+      this.#driver?.terminate?.();
+    }, this.#closeTimeout);
+    // Bun reports the close at once, from inside close().
+    this.#driver!.close(code, reason);
+  }
+
+  // The bridge fails the connection: everything ends with `error`, and the
+  // runtime sends `error.closeCode`.
+  #fail(error: WebSocketError, reason: string): void {
+    this.#closeSent = true;
+    this.#finish(error);
+    try {
+      this.#driver!.close(error.closeCode, reason);
+    } catch {
+      // The runtime refused the code: nothing more can be sent.
+      this.#driver!.terminate?.();
+    }
+  }
+
+  #finish(error: WebSocketError | null, info?: WebSocketCloseInfo): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#pollTimer);
+    this.#closeTimer = undefined;
+    this.#pollTimer = undefined;
+    this.#rejectPings(error ?? new TypeError("The connection closed"));
+    // A write waiting for room: its message went out if the close was clean.
+    const room = this.#room;
+    this.#room = null;
+    if (error === null) room?.resolve();
+    else room?.reject(error);
+    if (this.#driver === null) {
+      this.#opened.reject(error);
+      this.#closed.reject(error);
+      return;
+    }
+    try {
+      if (error === null) this.#readable.close();
+      else this.#readable.error(error);
+    } catch {
+      // Cancelled by the application.
+    }
+    this.#writable?.error(error ?? new TypeError("The connection is closed"));
+    if (error === null) this.#closed.resolve(info!);
+    else this.#closed.reject(error);
+  }
+
+  #rejectPings(reason: unknown): void {
+    if (this.#pings.size === 0) return;
+    const pings = this.#pings;
+    this.#pings = new Map();
+    for (const waiting of pings.values()) {
+      for (const ping of waiting) ping.reject(reason);
+    }
+  }
+}
