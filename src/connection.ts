@@ -194,6 +194,7 @@ interface DecoderEvents {
   onCancel(): void;
   onError(reason: unknown): void;
   closeReceived(): boolean;
+  closeSent(): boolean;
 }
 
 class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
@@ -212,6 +213,18 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
     this.#cancelled = true;
     this.#connection.onCancel();
     return false;
+  }
+
+  // Once our Close is out, the peer's answer must be read even if the
+  // application has stopped reading: messages before it queue up, for at
+  // most closeTimeout, instead of holding it back.
+  protected override ready(): Promise<void> | undefined {
+    return this.#connection.closeSent() ? undefined : super.ready();
+  }
+
+  /** Lets input in that waits on the application (see ready()). */
+  release(): void {
+    this.wake();
   }
 
   protected override cleanup(reason: unknown): void {
@@ -292,6 +305,7 @@ export class WebSocketConnection<S extends boolean = false> {
 
   #transport: ByteDuplex | null = null;
   #encoder: MessageEncoderStream | null = null;
+  #decoder: ConnectionDecoder<S> | null = null;
   #writableController: WritableStreamDefaultController | null = null;
   readonly #readAbort = new AbortController();
   readonly #writeAbort = new AbortController();
@@ -439,7 +453,7 @@ export class WebSocketConnection<S extends boolean = false> {
       maxFrameSize: options.maxFrameSize,
       splitFrames: streaming,
     });
-    const messageDecoder = new ConnectionDecoder<S>({
+    const messageDecoder = this.#decoder = new ConnectionDecoder<S>({
       maxMessageSize: options.maxMessageSize,
       streaming: options.streaming,
       onControl: (frame) => this.#onControl(frame),
@@ -447,6 +461,7 @@ export class WebSocketConnection<S extends boolean = false> {
       onCancel: () => this.#sendClose({}),
       onError: (reason) => this.#onReadError(reason),
       closeReceived: () => this.#closeReceived !== null,
+      closeSent: () => this.#closeSent,
     });
     const readable = frameDecoder.readable.pipeThrough(messageDecoder);
 
@@ -559,6 +574,7 @@ export class WebSocketConnection<S extends boolean = false> {
   #sendClose(info: { closeCode?: number; reason?: string }): void {
     if (this.#closeSent || this.#finished) return;
     this.#closeSent = true;
+    this.#decoder?.release();
     this.#stopKeepalive();
     this.#rejectPings(
       new TypeError("The connection closed before the pong arrived"),

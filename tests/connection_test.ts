@@ -594,3 +594,17 @@ test("WebSocketConnection.close with a reason and no code closes with 1000", asy
   });
   await client.closed;
 });
+
+test("WebSocketConnection.close completes while received messages go unread", async () => {
+  const { client, server } = pair({}, { closeTimeout: 1000 });
+  const c = await client.opened;
+  await server.opened;
+  c.readable.pipeTo(new WritableStream()).catch(() => {});
+  const writer = c.writable.getWriter();
+  // Writes past what the transport buffers stay pending: not awaited.
+  for (let i = 0; i < 10; i++) writer.write(`unread ${i}`).catch(() => {});
+  await sleep(20);
+  server.close({ closeCode: 1000, reason: "done" });
+  assert.deepEqual(await server.closed, { closeCode: 1000, reason: "" });
+  assert.deepEqual(await client.closed, { closeCode: 1000, reason: "done" });
+});

@@ -15,6 +15,14 @@ const counts = (pass, fail) => ({ pass: Number(pass), fail: Number(fail) });
 
 const steps = [
   {
+    // The interop tests talk to real peers from Debian (python3-websockets,
+    // chromium); this installs whichever is missing, so a fresh machine
+    // needs nothing by hand. SKIP_INTEROP=1 skips both.
+    name: "install interop peers",
+    command: ["bash", "tests/interop/install.sh"],
+    skip: process.env.SKIP_INTEROP === "1",
+  },
+  {
     name: "node --test",
     command: [
       bin("node"),
@@ -60,6 +68,7 @@ let passed = 0;
 let failed = 0;
 const summary = [];
 for (const step of steps) {
+  if (step.skip) continue;
   console.log(`\n=== ${step.name}`);
   const started = performance.now();
   const [command, ...args] = step.command;
