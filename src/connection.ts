@@ -6,6 +6,7 @@
  * @module
  */
 
+import { deferred } from "./_deferred.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
 import { connectionLost, WebSocketError } from "./errors.ts";
@@ -163,18 +164,6 @@ export interface WebSocketCloseOptions {
 }
 
 const noop = () => {};
-
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Nobody has to listen: an unclean close must not crash the process.
-  promise.catch(noop);
-  return { promise, resolve, reject };
-}
 
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
   return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };

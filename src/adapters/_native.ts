@@ -9,6 +9,7 @@
 // the library's close-code checks, `closed` as a promise, and a timeout on
 // the close handshake.
 
+import { type Deferred, deferred } from "../_deferred.ts";
 import { checkSize, checkTime } from "../_options.ts";
 import { encodeClose, isApplicationCloseCode } from "../close.ts";
 import type {
@@ -115,26 +116,6 @@ export interface NativeBridgeOptions extends NativeSocketOptions {
   maxQueuedBytes?: number;
   // Why ping() cannot work, for a driver without ping().
   noPing?: string;
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-const noop = () => {};
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Nobody has to listen: an unclean close must not crash the process.
-  promise.catch(noop);
-  return { promise, resolve, reject };
 }
 
 /** The 1006 error of a connection that ended without a close handshake. */
