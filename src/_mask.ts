@@ -119,8 +119,18 @@ export function mask(
       i += words << 2;
     }
   }
-  for (; i < end; i++) {
-    data[i] ^= k >>> 24;
-    k = (k << 8) | (k >>> 24);
+  // The rest (or all of a short payload), four bytes a turn.
+  const b0 = k >>> 24;
+  const b1 = (k >>> 16) & 0xff;
+  const b2 = (k >>> 8) & 0xff;
+  const b3 = k & 0xff;
+  for (const stop = end - 3; i < stop; i += 4) {
+    data[i] ^= b0;
+    data[i + 1] ^= b1;
+    data[i + 2] ^= b2;
+    data[i + 3] ^= b3;
   }
+  if (i < end) data[i++] ^= b0;
+  if (i < end) data[i++] ^= b1;
+  if (i < end) data[i] ^= b2;
 }

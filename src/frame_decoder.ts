@@ -316,7 +316,7 @@ export class FrameDecoder {
     const available = chunk.length - offset;
     if (available >= length) {
       const payload = chunk.subarray(offset, offset + length);
-      if (masked) mask(payload, key);
+      if (masked) mask(payload, key, 0, 0, length);
       emit(makeFrame(b0, payload));
       return offset + length;
     }
@@ -350,7 +350,7 @@ export class FrameDecoder {
       const length = this.#length;
       if (chunk.length >= length) {
         const payload = chunk.subarray(0, length);
-        if (this.#masked) mask(payload, this.#key);
+        if (this.#masked) mask(payload, this.#key, 0, 0, length);
         this.#inFrame = false;
         emit(makeFrame(this.#b0, payload));
         return length;
@@ -366,7 +366,7 @@ export class FrameDecoder {
     if (payload === null) {
       if (take > 0) {
         const piece = chunk.subarray(0, take);
-        if (this.#masked) mask(piece, this.#key, phase);
+        if (this.#masked) mask(piece, this.#key, phase, 0, take);
         const first = phase === 0;
         const b0 = this.#b0;
         emit({

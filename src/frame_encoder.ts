@@ -151,7 +151,7 @@ export class FrameEncoder {
       out[at + 2] = (key >>> 8) & 0xff;
       out[at + 3] = key & 0xff;
       out.set(payload, headerSize);
-      mask(out, key, 0, headerSize);
+      mask(out, key, 0, headerSize, out.length);
       emit(out);
     } else if (merge) {
       out.set(payload, headerSize);
