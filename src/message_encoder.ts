@@ -5,6 +5,7 @@
  */
 
 import { checkSize } from "./_options.ts";
+import { encodeUtf8 } from "./_utf8.ts";
 import type { Frame } from "./frame.ts";
 import { DEFAULT_FRAGMENT_SIZE, type MessageType } from "./message.ts";
 import { Opcode } from "./opcode.ts";
@@ -20,11 +21,9 @@ export interface MessageEncoderOptions {
   fragmentSize?: number;
 }
 
-const utf8 = new TextEncoder();
-
 /** The bytes of a message's data: strings as UTF-8. */
 export function messageBytes(data: string | Uint8Array): Uint8Array {
-  return typeof data === "string" ? utf8.encode(data) : data;
+  return typeof data === "string" ? encodeUtf8(data) : data;
 }
 
 /** A data frame with no reserved bits. */
