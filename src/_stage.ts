@@ -120,6 +120,14 @@ export abstract class Stage<I, O> {
     return new Promise<void>((resolve) => this.#waiters.push(resolve));
   }
 
+  /**
+   * Takes one input chunk as a write to `writable` would, without the stream
+   * hop: for an owner that feeds the stage itself, one chunk at a time.
+   */
+  protected accept(chunk: I): void | Promise<void> {
+    return this.#write(chunk);
+  }
+
   /** Wakes whatever waits in `ready()`. */
   protected wake(): void {
     const waiters = this.#waiters;

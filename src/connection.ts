@@ -229,6 +229,14 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
   }
 }
 
+// The message encoder of a connection, fed directly by the connection's
+// writable: a stream hop less per message sent.
+class ConnectionEncoder extends MessageEncoderStream {
+  send(message: MessageInput): void | Promise<void> {
+    return this.accept(message);
+  }
+}
+
 /**
  * A WebSocket connection over a byte duplex, in either role: the object
  * every entry point of this library returns. Its shape is the WHATWG
@@ -293,7 +301,7 @@ export class WebSocketConnection<S extends boolean = false> {
   readonly #closed = deferred<WebSocketCloseInfo>();
 
   #transport: ByteDuplex | null = null;
-  #encoder: MessageEncoderStream | null = null;
+  #encoder: ConnectionEncoder | null = null;
   #decoder: ConnectionDecoder<S> | null = null;
   #writableController: WritableStreamDefaultController | null = null;
   readonly #readAbort = new AbortController();
@@ -454,15 +462,13 @@ export class WebSocketConnection<S extends boolean = false> {
     });
     const readable = frameDecoder.readable.pipeThrough(messageDecoder);
 
-    const encoder = new MessageEncoderStream({
+    const encoder = new ConnectionEncoder({
       fragmentSize: options.fragmentSize,
     });
     this.#encoder = encoder;
     const bytes = encoder.readable.pipeThrough(
       new FrameEncoderStream({ role, maskKey: options.maskKey }),
     );
-    const encoderWriter = encoder.writable.getWriter();
-    encoderWriter.closed.catch(noop);
     const writable = new WritableStream<MessageInput>({
       start: (controller) => {
         this.#writableController = controller;
@@ -471,7 +477,7 @@ export class WebSocketConnection<S extends boolean = false> {
         if (this.#closeSent || this.#finished) {
           throw new TypeError("Cannot send message: the connection is closing");
         }
-        return encoderWriter.write(message);
+        return encoder.send(message);
       },
       close: () => this.#sendClose({}),
       abort: () => this.#sendClose({}),
