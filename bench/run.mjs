@@ -1,6 +1,12 @@
-// Runs bench/frame.ts on Node, Deno and Bun in turn (the versions installed
-// as dev dependencies), one after another so they do not compete for CPUs.
-// Extra arguments go to every run: `node bench/run.mjs --quick`.
+// Runs the benchmarks on the installed runtimes (the dev dependencies).
+//
+//   node bench/run.mjs [frame|message|echo|all] [options...]
+//
+// frame (the default) and message run bench/<name>.ts on Node, Deno and Bun
+// in turn, one after another so they do not compete for CPUs; extra
+// arguments go to every run (`node bench/run.mjs message --quick`). echo
+// runs bench/echo.ts once under Node: it starts the servers on each runtime
+// itself (`node bench/run.mjs echo deno --quick`). all runs the three.
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -9,7 +15,17 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) =>
   fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
-const args = process.argv.slice(2);
+const BENCHMARKS = ["frame", "message", "echo"];
+
+let args = process.argv.slice(2);
+let selected = ["frame"];
+if (args[0] === "all") {
+  selected = BENCHMARKS;
+  args = args.slice(1);
+} else if (BENCHMARKS.includes(args[0])) {
+  selected = [args[0]];
+  args = args.slice(1);
+}
 
 const runtimes = [
   { name: "Node", command: [bin("node")] },
@@ -18,28 +34,37 @@ const runtimes = [
 ];
 
 const summary = [];
-for (const runtime of runtimes) {
-  const [command, ...rest] = runtime.command;
+
+function run(label, command, rest) {
   const version = spawnSync(command, ["--version"], { encoding: "utf8", env });
   const versionLine = (version.stdout ?? "").split("\n")[0].trim() ||
     "version unknown";
   console.log(`\n${"=".repeat(72)}`);
-  console.log(`=== ${runtime.name}: ${versionLine}`);
-  console.log(`=== ${[command, ...rest, "bench/frame.ts", ...args].join(" ")}`);
+  console.log(`=== ${label}: ${versionLine}`);
+  console.log(`=== ${[command, ...rest].join(" ")}`);
   console.log("=".repeat(72));
   const started = performance.now();
-  const result = spawnSync(command, [...rest, "bench/frame.ts", ...args], {
-    cwd: root,
-    env,
-    stdio: "inherit",
-  });
+  const result = spawnSync(command, rest, { cwd: root, env, stdio: "inherit" });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const ok = result.status === 0;
   summary.push(
-    `${runtime.name}: ${
+    `${label}: ${
       ok ? "ok" : `FAILED (exit ${result.status ?? result.error})`
     } [${seconds}s]`,
   );
+}
+
+for (const benchmark of selected) {
+  const file = `bench/${benchmark}.ts`;
+  if (benchmark === "echo") {
+    // One orchestrator; it runs the servers on every runtime itself.
+    run(`${benchmark} (orchestrated by Node)`, bin("node"), [file, ...args]);
+    continue;
+  }
+  for (const runtime of runtimes) {
+    const [command, ...rest] = runtime.command;
+    run(`${benchmark} on ${runtime.name}`, command, [...rest, file, ...args]);
+  }
 }
 
 console.log("\n=== summary");

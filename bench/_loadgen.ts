@@ -1,0 +1,365 @@
+// The echo benchmark's load generator: its own process (run it under Node,
+// pinned to a core of its own), raw TCP through node:net, no WebSocket
+// library. It does the opening handshake itself, then keeps `inflight`
+// pre-built masked binary frames in flight on each of `conns` connections,
+// parses the echoed frames minimally (header, length, FIN; payloads are
+// skipped, not unmasked, so a raw TCP echo works as a calibration target),
+// and records each message's round trip in a histogram. Bounded in time:
+// a warm-up, a measured window, then every socket is destroyed and one JSON
+// line goes to stdout.
+//
+//   node bench/_loadgen.ts --port 9001 [--host 127.0.0.1] [--conns 64]
+//     [--inflight 16] [--size 32] [--warmup 500] [--duration 2000]
+//
+// Writes are batched the way a client under load batches them: every echo
+// that completes in one socket read is answered by one write of that many
+// frames.
+
+import { Buffer } from "node:buffer";
+import { randomFillSync } from "node:crypto";
+import net from "node:net";
+import process from "node:process";
+
+function option(name: string, fallback: number): number;
+function option(name: string, fallback: string): string;
+function option(name: string, fallback: number | string): number | string {
+  const at = process.argv.indexOf(`--${name}`);
+  const value = at > 0 && at + 1 < process.argv.length
+    ? process.argv[at + 1]
+    : undefined;
+  if (value === undefined) return fallback;
+  return typeof fallback === "number" ? Number(value) : value;
+}
+
+const host = option("host", "127.0.0.1");
+const port = option("port", 9001);
+const path = option("path", "/");
+const conns = option("conns", 64);
+const inflight = option("inflight", 16);
+const size = option("size", 32);
+const warmupMs = option("warmup", 500);
+const durationMs = option("duration", 2000);
+const connectTimeoutMs = option("connect-timeout", 5000);
+
+// One output line, then exit; whatever happens, within a fixed time.
+let finished = false;
+function finish(result: Record<string, unknown>): void {
+  if (finished) return;
+  finished = true;
+  for (const c of connections) c.socket.destroy();
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
+}
+setTimeout(
+  () => finish({ error: "the load generator timed out" }),
+  connectTimeoutMs + warmupMs + durationMs + 5000,
+);
+
+// Latency histogram ----------------------------------------------------------
+
+// Round trips in 1/16 µs, log-linear: exact below 64 µs, then 512
+// sub-buckets per power of two (0.2% resolution).
+const LINEAR = 1024;
+const SUB_BITS = 9;
+const histogram = new Float64Array(LINEAR + 32 * (1 << SUB_BITS));
+
+function bucketOf(ms: number): number {
+  const x = Math.min(0x7fffffff, Math.max(0, Math.round(ms * 16000)));
+  if (x < LINEAR) return x;
+  const exponent = 31 - Math.clz32(x);
+  const sub = (x >>> (exponent - SUB_BITS)) & ((1 << SUB_BITS) - 1);
+  return LINEAR + (exponent - 10) * (1 << SUB_BITS) + sub;
+}
+
+function valueOf(bucket: number): number {
+  if (bucket < LINEAR) return bucket / 16000;
+  const exponent = ((bucket - LINEAR) >> SUB_BITS) + 10;
+  const sub = (bucket - LINEAR) & ((1 << SUB_BITS) - 1);
+  const x = ((1 << SUB_BITS) + sub) * 2 ** (exponent - SUB_BITS);
+  return x / 16000;
+}
+
+function percentile(p: number, count: number): number {
+  const rank = Math.ceil(count * p);
+  let seen = 0;
+  for (let i = 0; i < histogram.length; i++) {
+    seen += histogram[i];
+    if (seen >= rank && histogram[i] > 0) return valueOf(i);
+  }
+  return NaN;
+}
+
+// Frames ---------------------------------------------------------------------
+
+function maskedFrame(payloadSize: number): Buffer {
+  const lengthSize = payloadSize < 126 ? 0 : payloadSize < 0x10000 ? 2 : 8;
+  const header = 2 + lengthSize + 4;
+  const frame = Buffer.alloc(header + payloadSize);
+  frame[0] = 0x82; // FIN, binary
+  if (lengthSize === 0) frame[1] = 0x80 | payloadSize;
+  else if (lengthSize === 2) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(payloadSize, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeUInt32BE(0, 2);
+    frame.writeUInt32BE(payloadSize, 6);
+  }
+  const key = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+  key.copy(frame, header - 4);
+  const payload = frame.subarray(header);
+  randomFillSync(payload);
+  for (let i = 0; i < payloadSize; i++) payload[i] ^= key[i & 3];
+  return frame;
+}
+
+const frame = maskedFrame(size);
+const frameSize = frame.length;
+// Up to `inflight` frames back to back: a write of m frames is a view of
+// the first m. The same bytes go to every socket, never modified.
+const batch = Buffer.concat(new Array<Buffer>(inflight).fill(frame));
+
+// Connections ----------------------------------------------------------------
+
+const NOT_YET = 0;
+const WARMING = 1;
+const MEASURING = 2;
+const DONE = 3;
+let phase = NOT_YET;
+
+let measured = 0;
+let windowStart = 0;
+let errors = 0;
+let firstError = "";
+
+interface Connection {
+  socket: net.Socket;
+  // Send times of the frames in flight, oldest first (a ring).
+  sent: Float64Array;
+  head: number;
+  tail: number;
+  // The frame being parsed.
+  header: Uint8Array;
+  headerLength: number;
+  remaining: number;
+  fin: boolean;
+  control: boolean;
+  messageBytes: number;
+  // Echoes counted in the measured window.
+  count: number;
+}
+
+const connections: Connection[] = [];
+
+function fail(what: string): void {
+  errors++;
+  if (firstError === "") firstError = what;
+}
+
+function send(c: Connection, frames: number): void {
+  const now = performance.now();
+  const sent = c.sent;
+  for (let i = 0; i < frames; i++) {
+    sent[c.tail] = now;
+    c.tail = (c.tail + 1) % inflight;
+  }
+  c.socket.write(
+    frames === inflight ? batch : batch.subarray(0, frames * frameSize),
+  );
+}
+
+// A frame's header is complete: start its payload.
+function begin(c: Connection, b0: number, length: number): number {
+  const opcode = b0 & 0x0f;
+  c.fin = (b0 & 0x80) !== 0;
+  c.control = (opcode & 0x8) !== 0;
+  if (c.control) {
+    if (opcode === 0x8) fail("the server sent a Close frame");
+  } else {
+    if (opcode !== 0 && opcode !== 2) fail(`unexpected opcode ${opcode}`);
+    if (opcode !== 0) c.messageBytes = 0;
+    c.messageBytes += length;
+  }
+  c.remaining = length;
+  return length === 0 ? complete(c) : 0;
+}
+
+// A frame is complete: returns 1 if it completed an echoed message.
+function complete(c: Connection): number {
+  if (c.control || !c.fin) return 0;
+  if (c.messageBytes !== size) {
+    fail(`an echo of ${c.messageBytes} bytes instead of ${size}`);
+  }
+  const started = c.sent[c.head];
+  c.head = (c.head + 1) % inflight;
+  if (phase === MEASURING) {
+    c.count++;
+    histogram[bucketOf(performance.now() - started)]++;
+  }
+  return 1;
+}
+
+function headerSize(b1: number): number {
+  const length7 = b1 & 0x7f;
+  return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) +
+    (b1 & 0x80 ? 4 : 0);
+}
+
+function lengthAt(bytes: Uint8Array, at: number): number {
+  const length7 = bytes[at + 1] & 0x7f;
+  if (length7 < 126) return length7;
+  if (length7 === 126) return (bytes[at + 2] << 8) | bytes[at + 3];
+  const word = (i: number) =>
+    ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) |
+      bytes[i + 3]) >>> 0;
+  return word(at + 2) * 0x100000000 + word(at + 6);
+}
+
+function onData(c: Connection, chunk: Uint8Array): void {
+  const end = chunk.length;
+  let at = 0;
+  let echoed = 0;
+  while (at < end) {
+    if (c.remaining > 0) {
+      const take = Math.min(c.remaining, end - at);
+      at += take;
+      c.remaining -= take;
+      if (c.remaining === 0) echoed += complete(c);
+      continue;
+    }
+    if (c.headerLength === 0 && end - at >= 2) {
+      const need = headerSize(chunk[at + 1]);
+      if (end - at >= need) {
+        const b0 = chunk[at];
+        const length = lengthAt(chunk, at);
+        at += need;
+        echoed += begin(c, b0, length);
+        continue;
+      }
+    }
+    // A header split across reads: gathered byte by byte.
+    c.header[c.headerLength++] = chunk[at++];
+    if (
+      c.headerLength >= 2 && c.headerLength === headerSize(c.header[1])
+    ) {
+      c.headerLength = 0;
+      echoed += begin(c, c.header[0], lengthAt(c.header, 0));
+    }
+  }
+  if (echoed > 0 && phase !== DONE) send(c, echoed);
+}
+
+const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+
+function connect(): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    const c: Connection = {
+      socket,
+      sent: new Float64Array(inflight),
+      head: 0,
+      tail: 0,
+      header: new Uint8Array(14),
+      headerLength: 0,
+      remaining: 0,
+      fin: false,
+      control: false,
+      messageBytes: 0,
+      count: 0,
+    };
+    let response = Buffer.alloc(0);
+    const onHandshake = (chunk: Buffer) => {
+      response = Buffer.concat([response, chunk]);
+      const end = response.indexOf("\r\n\r\n");
+      if (end < 0) {
+        if (response.length > 8192) reject(new Error("no handshake response"));
+        return;
+      }
+      socket.off("data", onHandshake);
+      const status = response.subarray(0, response.indexOf("\r\n")).toString();
+      if (!/^HTTP\/1\.1 101 /.test(status)) {
+        reject(new Error(`handshake refused: ${status}`));
+        return;
+      }
+      socket.on("data", (data: Buffer) => onData(c, data));
+      const rest = response.subarray(end + 4);
+      if (rest.length > 0) onData(c, rest);
+      resolve(c);
+    };
+    socket.on("data", onHandshake);
+    socket.once("connect", () => {
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
+          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+          `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    });
+    socket.on("error", (error) => {
+      if (phase === NOT_YET) reject(error);
+      else if (phase !== DONE) fail(`socket error: ${error.message}`);
+    });
+    socket.on("close", () => {
+      if (phase === WARMING || phase === MEASURING) {
+        fail("the server closed a connection");
+      }
+    });
+    connections.push(c);
+  });
+}
+
+async function main(): Promise<void> {
+  const connectDeadline = setTimeout(
+    () => finish({ error: "connecting timed out" }),
+    connectTimeoutMs,
+  );
+  // At most 16 handshakes at a time, as a client pool would open them.
+  const pending: Promise<Connection>[] = [];
+  const opened: Connection[] = [];
+  for (let i = 0; i < conns; i++) {
+    pending.push(connect());
+    if (pending.length === 16 || i === conns - 1) {
+      opened.push(...await Promise.all(pending.splice(0)));
+    }
+  }
+  clearTimeout(connectDeadline);
+
+  phase = WARMING;
+  for (const c of opened) send(c, inflight);
+  await new Promise((resolve) => setTimeout(resolve, warmupMs));
+  phase = MEASURING;
+  windowStart = performance.now();
+  const cpuStart = process.cpuUsage();
+  await new Promise((resolve) => setTimeout(resolve, durationMs));
+  phase = DONE;
+  const seconds = (performance.now() - windowStart) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  measured = 0;
+  let least = Infinity;
+  let most = 0;
+  for (const c of opened) {
+    measured += c.count;
+    least = Math.min(least, c.count);
+    most = Math.max(most, c.count);
+  }
+  finish({
+    conns,
+    inflight,
+    size,
+    seconds,
+    messages: measured,
+    perSecond: measured / seconds,
+    p50: percentile(0.5, measured),
+    p99: percentile(0.99, measured),
+    max: percentile(1, measured),
+    // Messages per connection, slowest and fastest: fairness.
+    leastPerConn: least,
+    mostPerConn: most,
+    // The generator's own CPU use over the window, in cores: near 1 means
+    // the generator, not the server, was the bottleneck.
+    cpu: (cpu.user + cpu.system) / 1e6 / seconds,
+    errors,
+    firstError,
+  });
+}
+
+main().catch((error) => finish({ error: String(error) }));

@@ -1,0 +1,481 @@
+// Echo benchmark: this package's echo server (examples/echo.ts, the full
+// codec over node:http's upgrade) against, in the same run, the usual echo
+// server of each runtime: ws on Node, Deno.serve's native WebSocket on Deno,
+// Bun.serve's native WebSocket on Bun. A load generator (bench/_loadgen.ts,
+// its own Node process, raw TCP, pre-built masked frames) drives each case;
+// the generator and the server are pinned to different cores with taskset.
+//
+//   node bench/echo.ts [node|deno|bun|all ...] [--quick]
+//     [--sizes=32,4096,262144] [--conns=1,64] [--inflight=1,16]
+//     [--duration=ms] [--warmup=ms] [--no-raw]
+//
+// Each runtime's section starts with a raw node:net TCP echo on that runtime
+// (--no-raw skips it): the ceiling for ours, which runs on node:net, and a
+// check on the generator (its CPU near 1.00 means it is the limit).
+//
+// Both servers of a runtime run side by side (the idle one costs nothing),
+// and each case runs against both back to back, alternating which goes
+// first, so a disturbance from other processes weighs on both alike.
+// Ratios: msg/s ours / peer (> 1: ours faster); p99 ours / peer (< 1: ours
+// answers sooner).
+
+import type { Buffer } from "node:buffer";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { busyCpus, load, machine } from "./_env.ts";
+import { bytes, si, table } from "./_timing.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = (name: string) =>
+  fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const list = (name: string, fallback: number[]) => {
+  const value = args.find((arg) => arg.startsWith(`--${name}=`));
+  return value === undefined
+    ? fallback
+    : value.slice(name.length + 3).split(",").map(Number);
+};
+const number = (name: string, fallback: number) => list(name, [fallback])[0];
+
+const SIZES = list("sizes", [32, 4096, 256 * 1024]);
+const CONNS = list("conns", [1, 64]);
+const INFLIGHT = list("inflight", [1, 16]);
+const WARMUP_MS = number("warmup", quick ? 300 : 500);
+const DURATION_MS = number("duration", quick ? 1000 : 2500);
+const RAW = !args.includes("--no-raw");
+// Between runs: let the server finish with the last connections.
+const PAUSE_MS = 300;
+const START_TIMEOUT_MS = 30_000;
+
+interface Runtime {
+  name: string;
+  /** Command prefix that runs a .ts file. */
+  run: string[];
+  /** The peer server's name and its argument to bench/_echo_peers.ts. */
+  peer: string;
+  peerKind: string;
+  /** Ours msg/s over the peer's, wanted at 32 B, 64 × 16. */
+  target: number;
+}
+
+const RUNTIMES: Runtime[] = [
+  {
+    name: "node",
+    run: [bin("node")],
+    peer: "ws",
+    peerKind: "ws",
+    target: 2,
+  },
+  {
+    name: "deno",
+    run: [bin("deno"), "run", "-A"],
+    peer: "Deno native",
+    peerKind: "deno",
+    target: 1.5,
+  },
+  {
+    name: "bun",
+    run: [bin("bun")],
+    peer: "Bun native",
+    peerKind: "bun",
+    target: 0.5,
+  },
+];
+
+const wanted = args.filter((arg) => !arg.startsWith("--"));
+const runtimes = wanted.length === 0 || wanted.includes("all")
+  ? RUNTIMES
+  : RUNTIMES.filter((r) => wanted.includes(r.name));
+if (runtimes.length === 0) {
+  console.error("usage: node bench/echo.ts [node|deno|bun|all] [--quick]");
+  process.exit(2);
+}
+
+// Pinning --------------------------------------------------------------------
+
+const cores = os.cpus().length;
+const taskset = cores >= 2 &&
+  spawnSync("taskset", ["-c", "0", "true"]).status === 0;
+const GENERATOR_CORE = "0";
+const SERVER_CORE = "1";
+
+function pinned(core: string, command: string[]): string[] {
+  return taskset ? ["taskset", "-c", core, ...command] : command;
+}
+
+// Processes ------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill("SIGKILL"), 2000);
+    child.once("exit", () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+async function killAll(): Promise<void> {
+  await Promise.all([...children].map(kill));
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of children) child.kill("SIGKILL");
+    process.exit(130);
+  });
+}
+
+interface Server {
+  name: string;
+  child: ChildProcess;
+  port: number;
+  /** The last lines it printed, for when it fails. */
+  log: string[];
+}
+
+function startServer(name: string, command: string[]): Promise<Server> {
+  const [file, ...rest] = pinned(SERVER_CORE, command);
+  const child = spawn(file, rest, {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  const log: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`${name} did not start: ${log.join(" | ")}`));
+    }, START_TIMEOUT_MS);
+    const onLine = (data: Buffer) => {
+      for (const line of data.toString().split("\n")) {
+        if (line.trim() === "") continue;
+        log.push(line.trim());
+        if (log.length > 20) log.shift();
+        const match = /listening on ws:\/\/[^\s:]+:(\d+)/.exec(line);
+        if (match) {
+          clearTimeout(timer);
+          resolve({ name, child, port: Number(match[1]), log });
+        }
+      }
+    };
+    child.stdout!.on("data", onLine);
+    child.stderr!.on("data", onLine);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `${name} exited (${code ?? signal}) before listening: ${
+            log.join(" | ")
+          }`,
+        ),
+      );
+    });
+  });
+}
+
+/** CPU seconds a process (all its threads) has used, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, fields 14 and 15 of stat, in clock ticks.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+interface Result {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+  leastPerConn: number;
+  mostPerConn: number;
+  /** The generator's CPU use, in cores. */
+  cpu: number;
+  /** The server's CPU use over the whole run, in cores. */
+  serverCpu: number;
+  errors: number;
+  firstError: string;
+  error?: string;
+}
+
+interface Case {
+  size: number;
+  conns: number;
+  inflight: number;
+}
+
+function caseName(c: Case): string {
+  return `${bytes(c.size)} ${c.conns}x${c.inflight}`;
+}
+
+function generate(server: Server, c: Case): Promise<Result> {
+  const command = pinned(GENERATOR_CORE, [
+    bin("node"),
+    "bench/_loadgen.ts",
+    "--port",
+    String(server.port),
+    "--conns",
+    String(c.conns),
+    "--inflight",
+    String(c.inflight),
+    "--size",
+    String(c.size),
+    "--warmup",
+    String(WARMUP_MS),
+    "--duration",
+    String(DURATION_MS),
+  ]);
+  const [file, ...rest] = command;
+  const child = spawn(file, rest, {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (data: Buffer) => out += data.toString());
+  child.stderr!.on("data", (data: Buffer) => err += data.toString());
+  const cpuBefore = cpuSeconds(server.child.pid);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const timer = setTimeout(
+      () => child.kill("SIGKILL"),
+      WARMUP_MS + DURATION_MS + 15_000,
+    );
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      const seconds = (performance.now() - started) / 1000;
+      const serverCpu = (cpuSeconds(server.child.pid) - cpuBefore) / seconds;
+      try {
+        const result = JSON.parse(out.trim().split("\n").pop()!) as Result;
+        result.serverCpu = serverCpu;
+        resolve(result);
+      } catch {
+        resolve({
+          error: `generator exited (${code ?? signal}): ${
+            (err || out).trim().split("\n").slice(-3).join(" | ")
+          }`,
+        } as Result);
+      }
+    });
+  });
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Formatting -----------------------------------------------------------------
+
+function latency(ms: number): string {
+  if (!Number.isFinite(ms)) return "n/a";
+  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`;
+}
+
+function failed(result: Result): string | null {
+  if (result.error) return result.error;
+  if (result.errors > 0) return `${result.errors} errors: ${result.firstError}`;
+  if (result.perSecond === 0) return "no echoes";
+  return null;
+}
+
+function rate(result: Result): string {
+  return failed(result) === null ? `${si(result.perSecond)}/s` : "FAILED";
+}
+
+function cores2(value: number): string {
+  return Number.isFinite(value) ? value.toFixed(2) : "n/a";
+}
+
+// Main -----------------------------------------------------------------------
+
+const cases: Case[] = [];
+for (const size of SIZES) {
+  for (const conns of CONNS) {
+    for (const inflight of INFLIGHT) cases.push({ size, conns, inflight });
+  }
+}
+
+async function runRuntime(runtime: Runtime): Promise<string[]> {
+  const version = spawnSync(runtime.run[0], ["--version"], {
+    encoding: "utf8",
+  }).stdout?.split("\n")[0].trim();
+  console.log(
+    `\n## ${runtime.name} (${version}): ours (examples/echo.ts) vs ${runtime.peer}`,
+  );
+  if (RAW) await calibrate(runtime);
+  const notes: string[] = [];
+  let ours: Server | null = null;
+  let peer: Server | null = null;
+  try {
+    ours = await startServer("ours", [
+      ...runtime.run,
+      "examples/echo.ts",
+      "--port",
+      "0",
+    ]);
+    peer = await startServer(runtime.peer, [
+      ...runtime.run,
+      "bench/_echo_peers.ts",
+      runtime.peerKind,
+    ]);
+  } catch (error) {
+    console.log(`FAILED to start: ${(error as Error).message}`);
+    await killAll();
+    return [`${runtime.name}: FAILED to start`];
+  }
+  const rows: string[][] = [];
+  for (const [index, c] of cases.entries()) {
+    const order = index % 2 === 0 ? [ours, peer] : [peer, ours];
+    const results = new Map<Server, Result>();
+    for (const server of order) {
+      results.set(server, await generate(server, c));
+      await pause(PAUSE_MS);
+    }
+    const a = results.get(ours)!;
+    const b = results.get(peer)!;
+    const ok = failed(a) === null && failed(b) === null;
+    for (const [server, result] of results) {
+      const why = failed(result);
+      if (why !== null) notes.push(`${caseName(c)} ${server.name}: ${why}`);
+    }
+    const isTarget = c.size === 32 && c.conns === 64 && c.inflight === 16;
+    const speed = a.perSecond / b.perSecond;
+    rows.push([
+      caseName(c),
+      rate(a),
+      rate(b),
+      ok ? `${speed.toFixed(2)}x` : "n/a",
+      latency(a.p99),
+      latency(b.p99),
+      ok ? `${(a.p99 / b.p99).toFixed(2)}x` : "n/a",
+      `${cores2(a.serverCpu)} / ${cores2(b.serverCpu)}`,
+      `${cores2(a.cpu)} / ${cores2(b.cpu)}`,
+      isTarget
+        ? `${
+          speed >= runtime.target ? "MET" : "MISSED"
+        } (>= ${runtime.target}x)`
+        : "",
+    ]);
+    if (isTarget) {
+      notes.unshift(
+        `target at 32 B 64x16: ours/${runtime.peer} >= ${runtime.target}x: ${
+          ok
+            ? `${speed.toFixed(2)}x, ${
+              speed >= runtime.target ? "met" : "MISSED"
+            }`
+            : "n/a"
+        }`,
+      );
+    }
+    for (const server of [ours, peer]) {
+      if (server.child.exitCode !== null || server.child.signalCode !== null) {
+        notes.push(
+          `${server.name} died during ${caseName(c)}: ${
+            server.log.join(" | ")
+          }`,
+        );
+      }
+    }
+  }
+  table([
+    "case (size conns x in flight)",
+    "ours msg/s",
+    `${runtime.peer} msg/s`,
+    "ratio",
+    "ours p99",
+    "peer p99",
+    "p99 ratio",
+    "server CPU ours/peer",
+    "gen CPU ours/peer",
+    "target",
+  ], rows);
+  for (const note of notes) console.log(`- ${note}`);
+  await kill(ours.child);
+  await kill(peer.child);
+  return notes.filter((n) => n.startsWith("target")).map((n) =>
+    `${runtime.name}: ${n}`
+  );
+}
+
+// A raw TCP echo (node:net, answering the handshake, then sending every
+// byte back) on the runtime: the most any server on its node:net can do,
+// which is what ours runs on. Its generator CPU near 1.00 means the
+// generator, not the server, is the limit.
+async function calibrate(runtime: Runtime): Promise<void> {
+  try {
+    const raw = await startServer("raw", [
+      ...runtime.run,
+      "bench/_echo_peers.ts",
+      "raw",
+    ]);
+    const result = await generate(raw, { size: 32, conns: 64, inflight: 16 });
+    const why = failed(result);
+    console.log(
+      `Ceiling: raw node:net TCP echo on ${runtime.name}, 32 B 64x16: ${
+        why ?? `${si(result.perSecond)} msg/s, p99 ${latency(result.p99)}, ` +
+            `server CPU ${cores2(result.serverCpu)}, generator CPU ${
+              cores2(result.cpu)
+            }`
+      }`,
+    );
+    await kill(raw.child);
+  } catch (error) {
+    console.log(`Ceiling: FAILED: ${(error as Error).message}`);
+  }
+}
+
+const started = performance.now();
+console.log("Echo benchmark: messages/s and round-trip latency");
+console.log(machine());
+const busy = await busyCpus(500);
+console.log(
+  `CPUs busy before: ${busy.toFixed(1)} of ${cores}${
+    busy > 0.3
+      ? ": other processes are competing, treat the figures with care"
+      : ""
+  }`,
+);
+console.log(
+  taskset
+    ? `Pinned with taskset: generator on core ${GENERATOR_CORE}, server on core ${SERVER_CORE}.`
+    : "NOT PINNED (taskset unavailable or fewer than 2 CPUs): generator and server share the CPUs.",
+);
+console.log(
+  `Each case: ${WARMUP_MS} ms warm-up, then ${DURATION_MS} ms measured; ` +
+    "binary messages, masked by the generator, echoed unmasked; " +
+    "conns x in flight = connections x messages kept in flight on each. " +
+    "127.0.0.1 only. ratio = ours/peer msg/s (> 1 ours faster); p99 ratio " +
+    "= ours/peer (< 1 ours sooner). Server CPU in cores over the run (1.00 " +
+    "= its core saturated); generator CPU near 1.00 = generator-bound.",
+);
+const summary: string[] = [];
+try {
+  for (const runtime of runtimes) summary.push(...await runRuntime(runtime));
+} finally {
+  await killAll();
+}
+console.log(`\n${await load("after")}`);
+console.log("\n## Targets");
+for (const line of summary) console.log(line);
+console.log(
+  `${
+    ((performance.now() - started) / 1000).toFixed(0)
+  } s; all servers and generators stopped`,
+);
