@@ -17,16 +17,11 @@ import { createRequire } from "node:module";
 import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { option } from "./_args.ts";
 
 const kind = process.argv[2];
-function option(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 && at + 1 < process.argv.length
-    ? process.argv[at + 1]
-    : fallback;
-}
 const host = option("host", "127.0.0.1");
-const port = Number(option("port", "0"));
+const port = option("port", 0);
 const LIMIT = 64 * 1024 * 1024;
 
 function listening(actual: number): void {

@@ -19,17 +19,7 @@ import { Buffer } from "node:buffer";
 import { randomFillSync } from "node:crypto";
 import net from "node:net";
 import process from "node:process";
-
-function option(name: string, fallback: number): number;
-function option(name: string, fallback: string): string;
-function option(name: string, fallback: number | string): number | string {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at > 0 && at + 1 < process.argv.length
-    ? process.argv[at + 1]
-    : undefined;
-  if (value === undefined) return fallback;
-  return typeof fallback === "number" ? Number(value) : value;
-}
+import { option } from "./_args.ts";
 
 const host = option("host", "127.0.0.1");
 const port = option("port", 9001);

@@ -25,6 +25,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { listed } from "./_args.ts";
 import { busyCpus, load, machine } from "./_env.ts";
 import { bytes, si, table } from "./_timing.ts";
 
@@ -34,12 +35,8 @@ const bin = (name: string) =>
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const list = (name: string, fallback: number[]) => {
-  const value = args.find((arg) => arg.startsWith(`--${name}=`));
-  return value === undefined
-    ? fallback
-    : value.slice(name.length + 3).split(",").map(Number);
-};
+const list = (name: string, fallback: number[]) =>
+  listed(name)?.map(Number) ?? fallback;
 const number = (name: string, fallback: number) => list(name, [fallback])[0];
 
 const SIZES = list("sizes", [32, 4096, 256 * 1024]);
