@@ -1,6 +1,5 @@
-// What the newer benchmarks (message.ts, echo.ts) print about where they
-// run: the runtime, the machine, and how busy its CPUs are. Runs on Node,
-// Deno and Bun alike.
+// What the benchmarks print about where they run: the runtime, the
+// machine, and how busy its CPUs are. Runs on Node, Deno and Bun alike.
 
 import os from "node:os";
 import process from "node:process";

@@ -25,6 +25,18 @@ export interface TimingOptions {
   roundMs: number;
 }
 
+/** --quick's timing, or the full one. */
+export function timingFor(quick: boolean): TimingOptions {
+  return quick
+    ? { warmupMs: 40, rounds: 3, roundMs: 30 }
+    : { warmupMs: 150, rounds: 9, roundMs: 50 };
+}
+
+/** What the timing options mean, for a benchmark's header. */
+export function describeTiming(options: TimingOptions): string {
+  return `Timing: ${options.warmupMs} ms warm-up, then the median of ${options.rounds} rounds of ${options.roundMs} ms per variant (ratios: median of per-round ratios)`;
+}
+
 /** The rate of one variant, per round and overall. */
 export interface Rate {
   /** Batches per second in each round. */

@@ -9,7 +9,6 @@
 // Ratios are ours / ws: above 1 means this package is faster.
 
 import { Buffer } from "node:buffer";
-import os from "node:os";
 import process from "node:process";
 import { mask } from "../src/_mask.ts";
 import type { Frame, Role } from "../src/frame.ts";
@@ -18,84 +17,53 @@ import { FrameDecoderStream } from "../src/frame_decoder_stream.ts";
 import { FrameEncoder } from "../src/frame_encoder.ts";
 import { FrameEncoderStream } from "../src/frame_encoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
+import { listed } from "./_args.ts";
 import {
   bytes,
+  describeTiming,
   measure,
   ratio,
-  si,
   speedup,
   table,
-  type TimingOptions,
+  timingFor,
   type Variant,
 } from "./_timing.ts";
 import {
-  bufferutil,
-  describeWs,
-  Receiver,
-  Sender,
-  type WsFrameOptions,
-  wsNativeMask,
-} from "./_ws.ts";
+  BATCH_BYTES,
+  batchOf,
+  buffersOf,
+  CHUNK,
+  chunksOf,
+  drain,
+  encodes,
+  equal,
+  expecter,
+  footer,
+  frameOf,
+  header,
+  keep,
+  onBytes,
+  onFrame,
+  onMessage,
+  onWritten,
+  perBatch,
+  restore,
+  row,
+  SIZES,
+  spread,
+  streamOf,
+  type Wire,
+  wireSize,
+} from "./_wire.ts";
+import { bufferutil, Receiver, Sender, type WsFrameOptions } from "./_ws.ts";
 
 const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const only = new Set(
-  args.find((arg) => arg.startsWith("--only="))?.slice(7).split(",") ??
-    ["decode", "encode", "mask"],
-);
-const timing: TimingOptions = quick
-  ? { warmupMs: 40, rounds: 3, roundMs: 30 }
-  : { warmupMs: 150, rounds: 9, roundMs: 50 };
+const only = new Set(listed("only") ?? ["decode", "encode", "mask"]);
+const timing = timingFor(args.includes("--quick"));
 
-const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024];
 const MASK_SIZES = [1024, 64 * 1024, 1024 * 1024];
-// What one socket read delivers.
-const CHUNK = 64 * 1024;
-// Each timed batch covers about this many bytes (and at least 4 frames).
-const BATCH_BYTES = 1024 * 1024;
-// Sizes from here up also get a payload throughput figure.
-const BIG = 64 * 1024;
 
-// Everything the benchmarked code hands back is counted here, and checked
-// after each batch, so no work can be optimized away.
-let frames = 0;
-let total = 0;
-let checksum = 0;
-
-function onFrame(frame: Frame): void {
-  frames++;
-  total += frame.payload.length;
-}
-
-function onMessage(data: Uint8Array): void {
-  frames++;
-  total += data.length;
-}
-
-function onBytes(chunk: Uint8Array): void {
-  frames++;
-  total += chunk.length;
-}
-
-function onWritten(error?: Error | null): void {
-  if (error) throw error;
-}
-
-/** Checks the counters against a batch's expected output, then resets them. */
-function expect(what: string, count: number | null, length: number): void {
-  if ((count !== null && frames !== count) || total !== length) {
-    throw new Error(
-      `${what}: expected ${count} frames / ${length} bytes, got ${frames} / ${total}`,
-    );
-  }
-  checksum += total;
-  frames = 0;
-  total = 0;
-}
-
-function framesPerBatch(size: number): number {
-  return Math.max(4, Math.ceil(BATCH_BYTES / (size + 14)));
-}
+const expect = expecter("frames", "bytes");
 
 function payloadOf(size: number): Uint8Array {
   const payload = new Uint8Array(size);
@@ -107,131 +75,31 @@ function payloadOf(size: number): Uint8Array {
   return payload;
 }
 
-function binary(payload: Uint8Array): Frame {
-  return {
-    fin: true,
-    rsv1: false,
-    rsv2: false,
-    rsv3: false,
-    opcode: Opcode.Binary,
-    payload,
-  };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function rate(perSecond: number, size: number): string {
-  const fps = `${si(perSecond)} f/s`;
-  if (size < BIG) return fps;
-  const payload = perSecond * size;
-  return payload >= 1e9
-    ? `${fps} = ${si(payload / 1e9)} GB/s`
-    : `${fps} = ${si(payload / 1e6)} MB/s`;
-}
-
-function spread(values: number[]): string {
-  return `±${(Math.max(...values) * 100).toFixed(0)}%`;
-}
+const binary = (payload: Uint8Array) => frameOf(Opcode.Binary, payload);
 
 // Decoding ------------------------------------------------------------------
 
-interface DecodeCase {
-  size: number;
-  masked: boolean;
+interface DecodeCase extends Wire {
   /** The decoding side's role: a server receives masked frames. */
   role: Role;
-  count: number;
   payload: Uint8Array;
-  /** The whole byte stream, pristine. */
-  wire: Uint8Array;
-  /** Where each socket-sized chunk starts and ends in `wire`. */
-  bounds: [number, number][];
 }
 
 function decodeCase(size: number, masked: boolean): DecodeCase {
-  const count = framesPerBatch(size);
   const payload = payloadOf(size);
-  // A client sends masked frames; a server unmasked ones.
-  const encoder = new FrameEncoder({ role: masked ? "client" : "server" });
-  const parts: Uint8Array[] = [];
-  const frame = binary(payload);
-  for (let i = 0; i < count; i++) {
-    encoder.encode(frame, (chunk) => parts.push(chunk.slice()));
-  }
-  const wire = concat(parts);
-  const bounds: [number, number][] = [];
-  for (let at = 0; at < wire.length; at += CHUNK) {
-    bounds.push([at, Math.min(at + CHUNK, wire.length)]);
-  }
-  return {
-    size,
-    masked,
-    role: masked ? "server" : "client",
-    count,
-    payload,
-    wire,
-    bounds,
-  };
+  const role = masked ? "server" : "client";
+  return { ...batchOf(binary(payload), masked), role, payload };
 }
 
-/** Fresh copies of the chunks, each in its own ArrayBuffer like a read. */
-function chunksOf(c: DecodeCase): Uint8Array[] {
-  return c.bounds.map(([start, end]) => c.wire.slice(start, end));
-}
-
-/** The same, as Buffers, which is what ws's Receiver expects. */
-function buffersOf(c: DecodeCase): Buffer[] {
-  return chunksOf(c).map((chunk) => Buffer.from(chunk.buffer));
-}
-
-/**
- * Both decoders unmask in place, so masked chunks are restored after each
- * batch, outside the timed region; unmasked chunks are left untouched.
- */
-function restore(c: DecodeCase, chunks: Uint8Array[]): void {
-  if (!c.masked) return;
-  for (let i = 0; i < chunks.length; i++) {
-    const [start, end] = c.bounds[i];
-    chunks[i].set(c.wire.subarray(start, end));
-  }
-}
-
-function streamOf<T>(items: T[]): ReadableStream<T> {
-  return new ReadableStream<T>({
-    start(controller) {
-      for (const item of items) controller.enqueue(item);
-      controller.close();
-    },
-  });
-}
-
-async function decodeWithStream(
+function decodeWithStream(
   c: DecodeCase,
   chunks: Uint8Array[],
   each: (frame: Frame) => void,
 ): Promise<void> {
-  const reader = streamOf(chunks)
-    .pipeThrough(new FrameDecoderStream({ role: c.role }))
-    .getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    each(value);
-  }
+  return drain(
+    streamOf(chunks).pipeThrough(new FrameDecoderStream({ role: c.role })),
+    each,
+  );
 }
 
 /** Checks, untimed, that all three decode the payloads exactly. */
@@ -310,16 +178,8 @@ async function benchDecode(masked: boolean): Promise<void> {
       },
     };
 
-    const [p, s, w] = await measure([push, stream, ws], timing);
-    rows.push([
-      bytes(size),
-      rate(p.perSecond * c.count, size),
-      rate(s.perSecond * c.count, size),
-      rate(w.perSecond * c.count, size),
-      ratio(speedup(p, w)),
-      ratio(speedup(s, w)),
-      spread([p.spread, s.spread, w.spread]),
-    ]);
+    const rates = await measure([push, stream, ws], timing);
+    rows.push(row(size, c.count, "f/s", rates));
   }
   table([
     "payload",
@@ -334,24 +194,15 @@ async function benchDecode(masked: boolean): Promise<void> {
 
 // Encoding ------------------------------------------------------------------
 
-function wireSize(size: number, masked: boolean): number {
-  return 2 + (size < 126 ? 0 : size < 0x10000 ? 2 : 8) + (masked ? 4 : 0) +
-    size;
-}
-
-async function encodeWithStream(
+function encodeWithStream(
   frameList: Frame[],
   role: Role,
   each: (chunk: Uint8Array) => void,
 ): Promise<void> {
-  const reader = streamOf(frameList)
-    .pipeThrough(new FrameEncoderStream({ role }))
-    .getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    each(value);
-  }
+  return drain(
+    streamOf(frameList).pipeThrough(new FrameEncoderStream({ role })),
+    each,
+  );
 }
 
 /** Checks, untimed, that each encoder's output decodes to the payload. */
@@ -373,15 +224,7 @@ async function verifyEncode(
     Sender.frame(Buffer.from(payload), wsOptions),
   ]);
   for (const [name, chunks] of outputs) {
-    const wire = concat(chunks);
-    const decoded: Uint8Array[] = [];
-    const decoder = new FrameDecoder({ role: masked ? "server" : "client" });
-    decoder.push(wire, (frame) => decoded.push(frame.payload));
-    decoder.end();
-    if (
-      wire.length !== wireSize(payload.length, masked) ||
-      decoded.length !== 1 || !equal(decoded[0], payload)
-    ) {
+    if (!encodes(chunks, binary(payload), masked)) {
       throw new Error(`${name} encoded ${bytes(payload.length)} wrongly`);
     }
   }
@@ -391,7 +234,7 @@ async function benchEncode(masked: boolean): Promise<void> {
   const role: Role = masked ? "client" : "server";
   const rows: string[][] = [];
   for (const size of SIZES) {
-    const count = framesPerBatch(size);
+    const count = perBatch(size);
     const payload = payloadOf(size);
     const frame = binary(payload);
     // What ws's own WebSocket#send passes for a Buffer: the data is
@@ -436,16 +279,8 @@ async function benchEncode(masked: boolean): Promise<void> {
       after: check,
     };
 
-    const [e, s, w] = await measure([encode, stream, ws], timing);
-    rows.push([
-      bytes(size),
-      rate(e.perSecond * count, size),
-      rate(s.perSecond * count, size),
-      rate(w.perSecond * count, size),
-      ratio(speedup(e, w)),
-      ratio(speedup(s, w)),
-      spread([e.spread, s.spread, w.spread]),
-    ]);
+    const rates = await measure([encode, stream, ws], timing);
+    rows.push(row(size, count, "f/s", rates));
   }
   table([
     "payload",
@@ -480,9 +315,7 @@ async function benchMask(): Promise<void> {
         throw new Error(`mask() is wrong at byte ${i} of ${size}`);
       }
     }
-    const sample = (bytes: Uint8Array) => {
-      checksum += bytes[reps % size];
-    };
+    const sample = (bytes: Uint8Array) => keep(bytes[reps % size]);
 
     const variants: Variant[] = [
       {
@@ -564,58 +397,13 @@ async function benchMask(): Promise<void> {
 
 // Main ----------------------------------------------------------------------
 
-function runtime(): string {
-  const g = globalThis as unknown as {
-    Deno?: { version: { deno: string; v8: string } };
-    Bun?: { version: string };
-  };
-  if (g.Bun) {
-    return `Bun ${g.Bun.version} (JavaScriptCore ${
-      process.versions.webkit ?? "?"
-    })`;
-  }
-  if (g.Deno) return `Deno ${g.Deno.version.deno} (V8 ${g.Deno.version.v8})`;
-  return `Node ${process.versions.node} (V8 ${process.versions.v8})`;
-}
-
-// Other processes on the machine skew every figure: measure how busy the
-// CPUs are while this one sleeps, and say so when they are.
-async function load(when: string): Promise<string> {
-  const sum = (cpus: os.CpuInfo[], idle: boolean) =>
-    cpus.reduce(
-      (total, { times: t }) =>
-        total + (idle ? t.idle : t.user + t.nice + t.sys + t.irq),
-      0,
-    );
-  const before = os.cpus();
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  const after = os.cpus();
-  const busy = sum(after, false) - sum(before, false);
-  const idle = sum(after, true) - sum(before, true);
-  const cpus = (busy / Math.max(1, busy + idle)) * after.length;
-  const warning = cpus > 0.3
-    ? ": other processes are competing, treat the figures with care"
-    : "";
-  return `CPUs busy ${when}: ${cpus.toFixed(1)} of ${after.length}${warning}`;
-}
-
 const started = performance.now();
-const cpus = os.cpus();
-console.log(`Frame codec benchmark on ${runtime()}`);
-console.log(
-  `${process.platform} ${process.arch}, ${cpus.length} CPUs (${
-    cpus[0]?.model ?? "?"
-  })`,
-);
-console.log(await load("before"));
-console.log(describeWs());
-console.log(
-  wsNativeMask
-    ? "bufferutil: IN USE (native addon), by ws and in the masking table"
-    : "bufferutil: NOT IN USE: ws masks in JS, its figures are understated",
+await header(
+  "Frame codec benchmark",
+  "bufferutil: IN USE (native addon), by ws and in the masking table",
 );
 console.log(
-  `Timing: ${timing.warmupMs} ms warm-up, then the median of ${timing.rounds} rounds of ${timing.roundMs} ms per variant (ratios: median of per-round ratios); ` +
+  `${describeTiming(timing)}; ` +
     `batches of ~${bytes(BATCH_BYTES)} (at least 4 frames), delivered in ${
       bytes(CHUNK)
     } chunks. Ratios are ours / ws: > 1 means ours is faster.`,
@@ -654,9 +442,4 @@ if (only.has("mask")) {
   );
   await benchMask();
 }
-console.log(`\n${await load("after")}`);
-console.log(
-  `checksum ${checksum} (payload bytes checked); ${
-    ((performance.now() - started) / 1000).toFixed(1)
-  } s`,
-);
+await footer(started, "payload bytes checked");

@@ -23,79 +23,53 @@ import { MessageDecoderStream } from "../src/message_decoder_stream.ts";
 import { MessageEncoder } from "../src/message_encoder.ts";
 import { MessageEncoderStream } from "../src/message_encoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
-import { load, machine, runtime } from "./_env.ts";
+import { listed } from "./_args.ts";
 import {
   bytes,
+  describeTiming,
   measure,
-  ratio,
-  si,
-  speedup,
   table,
-  type TimingOptions,
+  timingFor,
   type Variant,
 } from "./_timing.ts";
-import { describeWs, Receiver, Sender, wsNativeMask } from "./_ws.ts";
+import {
+  BATCH_BYTES,
+  batchOf,
+  buffersOf,
+  CHUNK,
+  chunksOf,
+  drain,
+  encodes,
+  equal,
+  expecter,
+  footer,
+  frameOf,
+  header,
+  onBytes,
+  onMessage,
+  onWritten,
+  perBatch,
+  restore,
+  row,
+  SIZES,
+  streamOf,
+  type Wire,
+  wireSize,
+} from "./_wire.ts";
+import { Receiver, Sender } from "./_ws.ts";
 
 const args = process.argv.slice(2);
-const quick = args.includes("--quick");
 const option = (name: string, fallback: string[]) =>
-  new Set(
-    args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
-      .split(",") ?? fallback,
-  );
+  new Set(listed(name) ?? fallback);
 const only = option("only", ["decode", "encode"]);
 const kinds = (["binary", "text", "utf8"] as const).filter((kind) =>
   option("kinds", ["binary", "text", "utf8"]).has(kind)
 );
 type Kind = typeof kinds[number];
 
-const timing: TimingOptions = quick
-  ? { warmupMs: 40, rounds: 3, roundMs: 30 }
-  : { warmupMs: 150, rounds: 9, roundMs: 50 };
+const timing = timingFor(args.includes("--quick"));
 
-const SIZES = [16, 125, 1024, 64 * 1024, 1024 * 1024];
-// What one socket read delivers.
-const CHUNK = 64 * 1024;
-// Each timed batch covers about this many bytes (and at least 4 messages).
-const BATCH_BYTES = 1024 * 1024;
-// Sizes from here up also get a payload throughput figure.
-const BIG = 64 * 1024;
-
-// Everything the benchmarked code hands back is counted here, and checked
-// after each batch, so no work can be optimized away.
-let count = 0;
-let total = 0;
-let checksum = 0;
-
-function onMessage(message: Message): void {
-  count++;
-  total += message.length;
-}
-
-function onBytes(chunk: Uint8Array): void {
-  count++;
-  total += chunk.length;
-}
-
-function onWritten(error?: Error | null): void {
-  if (error) throw error;
-}
-
-/** Checks the counters against a batch's expected output, then resets them. */
-function expect(what: string, messages: number | null, length: number): void {
-  if ((messages !== null && count !== messages) || total !== length) {
-    throw new Error(
-      `${what}: expected ${messages} messages / ${length} units, got ${count} / ${total}`,
-    );
-  }
-  checksum += total;
-  count = 0;
-  total = 0;
-}
-
-function messagesPerBatch(size: number): number {
-  return Math.max(4, Math.ceil(BATCH_BYTES / (size + 14)));
-}
+const expect = expecter("messages", "units");
 
 // Payloads -------------------------------------------------------------------
 
@@ -144,131 +118,59 @@ function messageOf(kind: Kind, size: number): Message {
   return kind === "binary" ? binaryOf(size) : textOf(size, kind === "text");
 }
 
-const utf8 = new TextEncoder();
-
-function bytesOf(message: Message): Uint8Array {
-  return typeof message === "string" ? utf8.encode(message) : message;
+/** A message as one frame. */
+function frameFor(message: Message): Frame {
+  return typeof message === "string"
+    ? frameOf(Opcode.Text, new TextEncoder().encode(message))
+    : frameOf(Opcode.Binary, message);
 }
 
-function opcodeOf(message: Message): Opcode {
-  return typeof message === "string" ? Opcode.Text : Opcode.Binary;
+function same(a: Message, b: Message): boolean {
+  return typeof a === "string" || typeof b === "string" ? a === b : equal(a, b);
 }
 
-function frameOf(message: Message): Frame {
-  return {
-    fin: true,
-    rsv1: false,
-    rsv2: false,
-    rsv3: false,
-    opcode: opcodeOf(message),
-    payload: bytesOf(message),
-  };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-function same(a: Message, b: Message | Uint8Array): boolean {
-  if (typeof a === "string" || typeof b === "string") return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function rate(perSecond: number, size: number): string {
-  const mps = `${si(perSecond)} msg/s`;
-  if (size < BIG) return mps;
-  const payload = perSecond * size;
-  return payload >= 1e9
-    ? `${mps} = ${si(payload / 1e9)} GB/s`
-    : `${mps} = ${si(payload / 1e6)} MB/s`;
-}
-
-function spread(values: number[]): string {
-  return `±${(Math.max(...values) * 100).toFixed(0)}%`;
-}
-
-function streamOf<T>(items: T[]): ReadableStream<T> {
-  return new ReadableStream<T>({
-    start(controller) {
-      for (const item of items) controller.enqueue(item);
-      controller.close();
-    },
-  });
+/** The columns of a table: our streams and sans-I/O cores against `ws`. */
+function columns(ws: string): string[] {
+  return [
+    "message",
+    "streams",
+    "sans-I/O",
+    ws,
+    "streams/ws",
+    "sans-I/O/ws",
+    "noise",
+  ];
 }
 
 // Decoding -------------------------------------------------------------------
 
-interface DecodeCase {
+interface DecodeCase extends Wire {
   kind: Kind;
-  size: number;
-  messages: number;
   message: Message;
-  /** The whole byte stream, masked (client to server), pristine. */
-  wire: Uint8Array;
-  /** Where each socket-sized chunk starts and ends in `wire`. */
-  bounds: [number, number][];
 }
 
+/** The messages masked, as a client sends them. */
 function decodeCase(kind: Kind, size: number): DecodeCase {
-  const messages = messagesPerBatch(size);
   const message = messageOf(kind, size);
-  const encoder = new FrameEncoder({ role: "client" });
-  const frame = frameOf(message);
-  const parts: Uint8Array[] = [];
-  for (let i = 0; i < messages; i++) {
-    encoder.encode(frame, (chunk) => parts.push(chunk.slice()));
-  }
-  const wire = concat(parts);
-  const bounds: [number, number][] = [];
-  for (let at = 0; at < wire.length; at += CHUNK) {
-    bounds.push([at, Math.min(at + CHUNK, wire.length)]);
-  }
-  return { kind, size, messages, message, wire, bounds };
+  return { ...batchOf(frameFor(message), true), kind, message };
 }
 
-/** Fresh copies of the chunks, each in its own ArrayBuffer like a read. */
-function chunksOf(c: DecodeCase): Uint8Array[] {
-  return c.bounds.map(([start, end]) => c.wire.slice(start, end));
+/** A stream fed by hand, as a socket feeds a connection's, and its feed. */
+function fed<T>(): [ReadableStream<T>, ReadableStreamDefaultController<T>] {
+  let source!: ReadableStreamDefaultController<T>;
+  const stream = new ReadableStream<T>({
+    start: (controller) => {
+      source = controller;
+    },
+  });
+  return [stream, source];
 }
 
-/** The same, as Buffers, which is what ws's Receiver gets from a socket. */
-function buffersOf(c: DecodeCase): Buffer[] {
-  return chunksOf(c).map((chunk) => Buffer.from(chunk.buffer));
-}
-
-/**
- * Both decoders unmask in place: the chunks are restored after each batch,
- * outside the timed region, so every batch decodes the pristine bytes.
- */
-function restore(c: DecodeCase, chunks: Uint8Array[]): void {
-  for (let i = 0; i < chunks.length; i++) {
-    const [start, end] = c.bounds[i];
-    chunks[i].set(c.wire.subarray(start, end));
-  }
-}
-
-// The application's side of the public pipeline: a reader loop.
-async function decodeWithStreams(
-  chunks: Uint8Array[],
-  each: (message: Message) => void,
-): Promise<void> {
-  const reader = streamOf(chunks)
+/** The public pipeline, bytes to messages, for a reader loop to read. */
+function decoding(chunks: ReadableStream<Uint8Array>): ReadableStream<Message> {
+  return chunks
     .pipeThrough(new FrameDecoderStream({ role: "server" }))
-    .pipeThrough(new MessageDecoderStream())
-    .getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    each(value);
-  }
+    .pipeThrough(new MessageDecoderStream());
 }
 
 /**
@@ -277,15 +179,8 @@ async function decodeWithStreams(
  * reads, and the reader reads until it has the batch's messages.
  */
 function decodePipeline(each: (message: Message) => void) {
-  let source!: ReadableStreamDefaultController<Uint8Array>;
-  const reader = new ReadableStream<Uint8Array>({
-    start: (controller) => {
-      source = controller;
-    },
-  })
-    .pipeThrough(new FrameDecoderStream({ role: "server" }))
-    .pipeThrough(new MessageDecoderStream())
-    .getReader();
+  const [reads, source] = fed<Uint8Array>();
+  const reader = decoding(reads).getReader();
   return async (chunks: Uint8Array[], messages: number) => {
     for (let i = 0; i < chunks.length; i++) source.enqueue(chunks[i]);
     for (let i = 0; i < messages; i++) {
@@ -329,7 +224,7 @@ function wsReceiver(each: (message: Message) => void) {
 async function verifyDecode(c: DecodeCase): Promise<void> {
   const results: [string, Message[]][] = [];
   const streamed: Message[] = [];
-  await decodeWithStreams(chunksOf(c), (m) => streamed.push(m));
+  await drain(decoding(streamOf(chunksOf(c))), (m) => streamed.push(m));
   results.push(["streams", streamed]);
   const pushed: Message[] = [];
   sansIoDecoder((m) => pushed.push(m))(chunksOf(c));
@@ -339,7 +234,7 @@ async function verifyDecode(c: DecodeCase): Promise<void> {
   results.push(["ws Receiver", received]);
   for (const [name, messages] of results) {
     if (
-      messages.length !== c.messages ||
+      messages.length !== c.count ||
       !messages.every((m) =>
         typeof m === typeof c.message && same(m, c.message)
       )
@@ -354,7 +249,7 @@ async function benchDecode(kind: Kind): Promise<void> {
   for (const size of SIZES) {
     const c = decodeCase(kind, size);
     await verifyDecode(c);
-    const units = c.messages * c.message.length;
+    const units = c.count * c.message.length;
     const variant = (
       name: string,
       chunks: Uint8Array[],
@@ -363,75 +258,43 @@ async function benchDecode(kind: Kind): Promise<void> {
       name,
       run: () => run(chunks),
       after: () => {
-        expect(`${kind} ${bytes(size)} ${name}`, c.messages, units);
+        expect(`${kind} ${bytes(size)} ${name}`, c.count, units);
         restore(c, chunks);
       },
     });
     const pipeline = decodePipeline(onMessage);
-    const [s, p, w] = await measure([
+    const rates = await measure([
       variant(
         "streams",
         chunksOf(c),
-        (chunks) => pipeline(chunks, c.messages),
+        (chunks) => pipeline(chunks, c.count),
       ),
       variant("sans-I/O", chunksOf(c), sansIoDecoder(onMessage)),
       variant("ws", buffersOf(c), wsReceiver(onMessage)),
     ], timing);
-    rows.push([
-      bytes(size),
-      rate(s.perSecond * c.messages, size),
-      rate(p.perSecond * c.messages, size),
-      rate(w.perSecond * c.messages, size),
-      ratio(speedup(s, w)),
-      ratio(speedup(p, w)),
-      spread([s.spread, p.spread, w.spread]),
-    ]);
+    rows.push(row(size, c.count, "msg/s", rates));
   }
-  table([
-    "message",
-    "streams",
-    "sans-I/O",
-    "ws Receiver",
-    "streams/ws",
-    "sans-I/O/ws",
-    "noise",
-  ], rows);
+  table(columns("ws Receiver"), rows);
 }
 
 // Encoding -------------------------------------------------------------------
 
-function wireSize(size: number): number {
-  return 2 + (size < 126 ? 0 : size < 0x10000 ? 2 : 8) + size;
-}
-
-// The application's side of the public pipeline: messages written into
-// the encoder streams, the bytes drained by a reader (as a socket would).
-async function encodeWithStreams(
-  messages: Message[],
-  each: (chunk: Uint8Array) => void,
-): Promise<void> {
-  const reader = streamOf(messages)
+/**
+ * The public pipeline, messages to bytes: messages written into the encoder
+ * streams, the bytes drained by a reader (as a socket would).
+ */
+function encoding(
+  messages: ReadableStream<Message>,
+): ReadableStream<Uint8Array> {
+  return messages
     .pipeThrough(new MessageEncoderStream())
-    .pipeThrough(new FrameEncoderStream({ role: "server" }))
-    .getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    each(value);
-  }
+    .pipeThrough(new FrameEncoderStream({ role: "server" }));
 }
 
 /** The same pipeline, built once and fed batch after batch. */
 function encodePipeline(each: (chunk: Uint8Array) => void) {
-  let source!: ReadableStreamDefaultController<Message>;
-  const reader = new ReadableStream<Message>({
-    start: (controller) => {
-      source = controller;
-    },
-  })
-    .pipeThrough(new MessageEncoderStream())
-    .pipeThrough(new FrameEncoderStream({ role: "server" }))
-    .getReader();
+  const [writes, source] = fed<Message>();
+  const reader = encoding(writes).getReader();
   return async (list: Message[], length: number) => {
     for (let i = 0; i < list.length; i++) source.enqueue(list[i]);
     let got = 0;
@@ -477,7 +340,7 @@ async function verifyEncode(message: Message): Promise<void> {
   const wsData = typeof message === "string" ? message : Buffer.from(message);
   const outputs: [string, Uint8Array[]][] = [];
   const streamed: Uint8Array[] = [];
-  await encodeWithStreams([message], (b) => streamed.push(b));
+  await drain(encoding(streamOf([message])), (b) => streamed.push(b));
   outputs.push(["streams", streamed]);
   const encoded: Uint8Array[] = [];
   sansIoEncoder((b) => encoded.push(b))([message]);
@@ -485,19 +348,10 @@ async function verifyEncode(message: Message): Promise<void> {
   const framed: Uint8Array[] = [];
   wsFramer((b) => framed.push(b))([wsData]);
   outputs.push(["ws Sender.frame", framed]);
-  const payload = bytesOf(message);
+  const frame = frameFor(message);
   for (const [name, chunks] of outputs) {
-    const wire = concat(chunks);
-    const decoded: Frame[] = [];
-    const decoder = new FrameDecoder({ role: "client" });
-    decoder.push(wire, (frame) => decoded.push(frame));
-    decoder.end();
-    if (
-      wire.length !== wireSize(payload.length) || decoded.length !== 1 ||
-      decoded[0].opcode !== opcodeOf(message) ||
-      !same(decoded[0].payload, payload)
-    ) {
-      throw new Error(`${name} encoded ${bytes(payload.length)} wrongly`);
+    if (!encodes(chunks, frame, false)) {
+      throw new Error(`${name} encoded ${bytes(frame.payload.length)} wrongly`);
     }
   }
 }
@@ -505,20 +359,20 @@ async function verifyEncode(message: Message): Promise<void> {
 async function benchEncode(kind: Kind): Promise<void> {
   const rows: string[][] = [];
   for (const size of SIZES) {
-    const messages = messagesPerBatch(size);
+    const messages = perBatch(size);
     const message = messageOf(kind, size);
     await verifyEncode(message);
     const list = new Array<Message>(messages).fill(message);
     const wsList = new Array<string | Buffer>(messages).fill(
       typeof message === "string" ? message : Buffer.from(message),
     );
-    const length = messages * wireSize(size);
+    const length = messages * wireSize(size, false);
     // One chunk or two per message: check the byte count.
     const check = () => expect(`${kind} ${bytes(size)}`, null, length);
     const pipeline = encodePipeline(onBytes);
     const sansIo = sansIoEncoder(onBytes);
     const framer = wsFramer(onBytes);
-    const [s, p, w] = await measure([
+    const rates = await measure([
       {
         name: "streams",
         run: () => pipeline(list, length),
@@ -527,25 +381,9 @@ async function benchEncode(kind: Kind): Promise<void> {
       { name: "sans-I/O", run: () => sansIo(list), after: check },
       { name: "ws", run: () => framer(wsList), after: check },
     ], timing);
-    rows.push([
-      bytes(size),
-      rate(s.perSecond * messages, size),
-      rate(p.perSecond * messages, size),
-      rate(w.perSecond * messages, size),
-      ratio(speedup(s, w)),
-      ratio(speedup(p, w)),
-      spread([s.spread, p.spread, w.spread]),
-    ]);
+    rows.push(row(size, messages, "msg/s", rates));
   }
-  table([
-    "message",
-    "streams",
-    "sans-I/O",
-    "ws Sender.frame",
-    "streams/ws",
-    "sans-I/O/ws",
-    "noise",
-  ], rows);
+  table(columns("ws Sender.frame"), rows);
 }
 
 // Main -----------------------------------------------------------------------
@@ -557,17 +395,12 @@ const KIND_NAMES: Record<Kind, string> = {
 };
 
 const started = performance.now();
-console.log(`Message pipeline benchmark on ${runtime()}`);
-console.log(machine());
-console.log(await load("before"));
-console.log(describeWs());
-console.log(
-  wsNativeMask
-    ? "bufferutil: IN USE (native addon) by ws"
-    : "bufferutil: NOT IN USE: ws masks in JS, its figures are understated",
+await header(
+  "Message pipeline benchmark",
+  "bufferutil: IN USE (native addon) by ws",
 );
 console.log(
-  `Timing: ${timing.warmupMs} ms warm-up, then the median of ${timing.rounds} rounds of ${timing.roundMs} ms per variant (ratios: median of per-round ratios); ` +
+  `${describeTiming(timing)}; ` +
     `batches of ~${
       bytes(BATCH_BYTES)
     } (at least 4 messages), each message one frame. ` +
@@ -603,9 +436,4 @@ if (only.has("encode")) {
     await benchEncode(kind);
   }
 }
-console.log(`\n${await load("after")}`);
-console.log(
-  `checksum ${checksum} (units checked); ${
-    ((performance.now() - started) / 1000).toFixed(1)
-  } s`,
-);
+await footer(started, "units checked");
