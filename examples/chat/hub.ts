@@ -1,0 +1,327 @@
+// The chat itself: rooms, nicknames, history and a heartbeat, over any
+// connection with the WebSocketStream shape (`opened`, `closed`, `close()`,
+// `ping()`), whichever entry point of the library made it.
+//
+// Each connection is two stream pipelines:
+//
+//   in:  messages ─▶ ChatCommandStream (parse, validate) ─▶ the hub
+//   out: the hub ─▶ outbox (bounded queue) ─▶ the connection's writable
+//
+// The outbox is where backpressure shows. A connection's writable takes
+// the next message only when the socket has room, so a client that stops
+// reading (or whose network is slow) leaves messages in its outbox. The
+// outbox holds at most `maxQueue` of them. A broadcast that finds it full
+// does not wait (that would let one slow reader stall the room) and does
+// not buffer more (that would let it grow the server's memory without
+// bound): the client is dropped. It leaves its room (the others see "left:
+// too slow"), its queued messages are discarded, and its connection is
+// closed with 4013 (the application-range twin of 1013 "try again later";
+// applications may only send 1000 and 3000–4999). Its Close waits behind
+// what it has not read; if the close handshake is not done within the
+// connection's `closeTimeout`, `closed` rejects and the server destroys
+// the socket (server.ts). What a slow client costs the server is thus
+// bounded: `maxQueue` messages, plus the socket's buffers, for at most
+// `closeTimeout` after the queue overflows.
+
+import {
+  ChatCommandStream,
+  type ChatEvent,
+  type ChatMessage,
+  type Command,
+} from "./protocol.ts";
+
+/** Close codes the chat sends, from the application range. */
+export const ChatCloseCode = {
+  /** The server is shutting down. */
+  Shutdown: 1000,
+  /** No pong came back before the next heartbeat. */
+  NoPong: 4001,
+  /** The client's outbox overflowed: it reads too slowly. */
+  TooSlow: 4013,
+} as const;
+
+/**
+ * What the hub needs of a connection: the shape every entry point of the
+ * library returns (`upgrade` from the node, Deno and Bun adapters, and
+ * the client).
+ */
+export interface ChatSocket {
+  readonly opened: Promise<{
+    readable: ReadableStream<string | Uint8Array>;
+    writable: WritableStream<string>;
+  }>;
+  readonly closed: Promise<unknown>;
+  close(options?: { closeCode?: number; reason?: string }): void;
+  ping(): Promise<void>;
+}
+
+/** Options for {@linkcode ChatHub}. */
+export interface ChatOptions {
+  /** Messages each room keeps for newcomers. Default 50. */
+  historySize?: number;
+  /** Messages a client's outbox holds before the client is dropped. Default 256. */
+  maxQueue?: number;
+  /**
+   * Milliseconds between heartbeat pings; a client that has not answered
+   * the previous one by the next is dropped. 0 turns it off. Default 15000.
+   */
+  heartbeatInterval?: number;
+  /** Rooms kept at most; the oldest empty one goes first. Default 100. */
+  maxRooms?: number;
+  /** The clock, in milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+const noop = () => {};
+
+// One connected client.
+class Member {
+  readonly socket: ChatSocket;
+  nick = "";
+  room: Room | null = null;
+  awaitingPong = false;
+  dropped = false;
+  readonly #outbox: ReadableStreamDefaultController<string>;
+  readonly #stop = new AbortController();
+
+  constructor(
+    socket: ChatSocket,
+    writable: WritableStream<string>,
+    maxQueue: number,
+  ) {
+    this.socket = socket;
+    let outbox!: ReadableStreamDefaultController<string>;
+    new ReadableStream<string>(
+      { start: (controller) => void (outbox = controller) },
+      new CountQueuingStrategy({ highWaterMark: maxQueue }),
+    ).pipeTo(writable, { signal: this.#stop.signal, preventAbort: true })
+      // Ends when the connection closes, or when the client is dropped.
+      .catch(noop);
+    this.#outbox = outbox;
+  }
+
+  // Queues one message; false if the outbox is full.
+  send(text: string): boolean {
+    if (this.dropped) return true;
+    if (this.#outbox.desiredSize! <= 0) return false;
+    this.#outbox.enqueue(text);
+    return true;
+  }
+
+  // Discards the outbox and closes the connection.
+  drop(closeCode: number, reason: string): void {
+    if (this.dropped) return;
+    this.dropped = true;
+    try {
+      this.socket.close({ closeCode, reason });
+    } catch {
+      // Already closing.
+    }
+    this.#stop.abort();
+  }
+}
+
+interface Room {
+  readonly name: string;
+  readonly members: Map<string, Member>;
+  readonly history: ChatMessage[];
+}
+
+/**
+ * The chat: give it each connection with {@linkcode ChatHub.accept}. Not
+ * tied to a runtime or a server: the same hub runs behind `node:http`,
+ * `Deno.serve` or `Bun.serve`.
+ */
+export class ChatHub {
+  readonly #rooms = new Map<string, Room>();
+  readonly #members = new Set<Member>();
+  readonly #historySize: number;
+  readonly #maxQueue: number;
+  readonly #maxRooms: number;
+  readonly #now: () => number;
+  readonly #heartbeat: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: ChatOptions = {}) {
+    this.#historySize = options.historySize ?? 50;
+    this.#maxQueue = options.maxQueue ?? 256;
+    this.#maxRooms = options.maxRooms ?? 100;
+    this.#now = options.now ?? Date.now;
+    const interval = options.heartbeatInterval ?? 15_000;
+    if (interval > 0) {
+      this.#heartbeat = setInterval(() => this.#beat(), interval);
+    }
+  }
+
+  /** The rooms and who is in each, for tests and logs. */
+  get rooms(): Record<string, string[]> {
+    const rooms: Record<string, string[]> = {};
+    for (const room of this.#rooms.values()) {
+      rooms[room.name] = [...room.members.keys()];
+    }
+    return rooms;
+  }
+
+  /**
+   * Runs one connection until it ends: its messages flow through
+   * {@linkcode ChatCommandStream} into the hub. Never rejects.
+   */
+  async accept(socket: ChatSocket): Promise<void> {
+    let member: Member | undefined;
+    try {
+      const { readable, writable } = await socket.opened;
+      const joined = new Member(socket, writable, this.#maxQueue);
+      member = joined;
+      this.#members.add(joined);
+      await readable
+        .pipeThrough(new ChatCommandStream())
+        .pipeTo(
+          new WritableStream<Command>({
+            write: (command) => this.#handle(joined, command),
+          }),
+        );
+    } catch {
+      // A refused handshake, or a connection that failed: `closed` says
+      // which; either way the member is gone.
+    } finally {
+      if (member !== undefined) {
+        this.#leave(member, member.dropped ? "dropped" : "left");
+        this.#members.delete(member);
+      }
+    }
+  }
+
+  /** Stops the heartbeat and closes every connection. */
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const member of this.#members) {
+      member.drop(ChatCloseCode.Shutdown, "server shutting down");
+    }
+  }
+
+  #handle(member: Member, command: Command): void {
+    switch (command.type) {
+      case "invalid":
+        this.#send(member, { type: "error", reason: command.reason });
+        break;
+      case "join":
+        this.#join(member, command.room, command.nick);
+        break;
+      case "say": {
+        const room = member.room;
+        if (room === null) {
+          this.#send(member, { type: "error", reason: "join a room first" });
+          break;
+        }
+        const message: ChatMessage = {
+          type: "message",
+          nick: member.nick,
+          text: command.text,
+          time: this.#now(),
+        };
+        room.history.push(message);
+        if (room.history.length > this.#historySize) room.history.shift();
+        this.#broadcast(room, message);
+        break;
+      }
+      default:
+        command satisfies never;
+    }
+  }
+
+  #join(member: Member, name: string, nick: string): void {
+    if (member.room !== null) {
+      this.#send(member, {
+        type: "error",
+        reason: `already in room ${member.room.name}`,
+      });
+      return;
+    }
+    const room = this.#room(name);
+    if (room === null) {
+      this.#send(member, { type: "error", reason: "too many rooms" });
+      return;
+    }
+    if (room.members.has(nick)) {
+      this.#send(member, {
+        type: "error",
+        reason: `the nickname ${nick} is taken in ${name}`,
+      });
+      return;
+    }
+    // Everyone else hears of the newcomer before it hears anything.
+    this.#broadcast(room, { type: "joined", nick, time: this.#now() });
+    member.nick = nick;
+    member.room = room;
+    room.members.set(nick, member);
+    this.#send(member, {
+      type: "welcome",
+      room: name,
+      nick,
+      members: [...room.members.keys()],
+      history: room.history,
+    });
+  }
+
+  #room(name: string): Room | null {
+    let room = this.#rooms.get(name);
+    if (room !== undefined) return room;
+    if (this.#rooms.size >= this.#maxRooms) {
+      const empty = [...this.#rooms.values()].find((r) => r.members.size === 0);
+      if (empty === undefined) return null;
+      this.#rooms.delete(empty.name);
+    }
+    room = { name, members: new Map(), history: [] };
+    this.#rooms.set(name, room);
+    return room;
+  }
+
+  #leave(member: Member, reason: string): void {
+    const room = member.room;
+    if (room === null) return;
+    member.room = null;
+    room.members.delete(member.nick);
+    this.#broadcast(room, {
+      type: "left",
+      nick: member.nick,
+      reason,
+      time: this.#now(),
+    });
+  }
+
+  // Sends one event to one member, dropping it if its outbox is full.
+  #send(member: Member, event: ChatEvent): void {
+    if (!member.send(JSON.stringify(event))) this.#tooSlow(member);
+  }
+
+  // Sends one event to every member of a room. The JSON is built once; a
+  // full outbox drops its member after the loop (see the top of the file).
+  #broadcast(room: Room, event: ChatEvent): void {
+    const text = JSON.stringify(event);
+    const slow: Member[] = [];
+    for (const member of room.members.values()) {
+      if (!member.send(text)) slow.push(member);
+    }
+    for (const member of slow) this.#tooSlow(member);
+  }
+
+  #tooSlow(member: Member): void {
+    member.drop(ChatCloseCode.TooSlow, "too slow: messages went unread");
+    this.#leave(member, "too slow");
+  }
+
+  // One heartbeat: ping everyone; whoever has not answered the last ping
+  // is dropped. A dead peer cannot answer the Close either, so its socket
+  // goes after the connection's closeTimeout.
+  #beat(): void {
+    for (const member of this.#members) {
+      if (member.dropped) continue;
+      if (member.awaitingPong) {
+        member.drop(ChatCloseCode.NoPong, "no answer to ping");
+        this.#leave(member, "no answer to ping");
+        continue;
+      }
+      member.awaitingPong = true;
+      member.socket.ping().then(() => (member.awaitingPong = false), noop);
+    }
+  }
+}

@@ -1,0 +1,43 @@
+// A chat server: open the URL it prints in two browser tabs and talk.
+//
+//   npm start                          (Node, port 8080)
+//   node examples/chat/main.ts [--port 8080] [--host 127.0.0.1]
+//   deno run -A examples/chat/main.ts
+//   bun examples/chat/main.ts
+//
+// --port 0 picks a free port.
+
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { createChatServer } from "./server.ts";
+
+const { values } = parseArgs({
+  options: {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string", default: "8080" },
+  },
+});
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`--port: expected a port number, got ${values.port}`);
+  process.exit(2);
+}
+
+const chat = createChatServer();
+chat.server.once("error", (error: Error) => {
+  console.error(`cannot listen on ${values.host}:${port}: ${error.message}`);
+  console.error("try another port: --port 8081 (or --port 0 for any)");
+  process.exit(1);
+});
+chat.server.listen(port, values.host, () => {
+  const address = chat.server.address() as { port: number };
+  const host = values.host.includes(":") ? `[${values.host}]` : values.host;
+  console.log(`chat server: http://${host}:${address.port}/`);
+  console.log("open it in two browser tabs; Ctrl+C stops the server");
+});
+
+process.once("SIGINT", async () => {
+  console.log("\nshutting down");
+  await chat.close();
+  process.exit(0);
+});

@@ -1,0 +1,376 @@
+// The chat example (examples/chat/) at the server level: our own client
+// against the chat's node:http server on a real socket, on whichever
+// runtime runs this file; and, over in-memory duplexes, a client that stops
+// reading. The browser's view is tests/chat_e2e_test.ts.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { WebSocketStream } from "../src/client.ts";
+import { WebSocketConnection } from "../src/connection.ts";
+import { ChatCloseCode, ChatHub } from "../examples/chat/hub.ts";
+import { parseCommand } from "../examples/chat/protocol.ts";
+import {
+  type ChatServerOptions,
+  createChatServer,
+} from "../examples/chat/server.ts";
+import { duplexPair } from "./_helpers.ts";
+import { deadline, type Scope, within } from "./_interop.ts";
+
+// deno-lint-ignore no-explicit-any
+type Event = Record<string, any>;
+
+interface Client {
+  ws: WebSocketStream;
+  /** Sends one message as it is. */
+  write(message: string | Uint8Array): Promise<void>;
+  /** Sends one command, as JSON. */
+  send(command: unknown): Promise<void>;
+  /** The next event from the server. */
+  next(): Promise<Event>;
+}
+
+async function connect(
+  scope: Scope,
+  url: string,
+  options: { autoPong?: boolean } = {},
+): Promise<Client> {
+  const ws = new WebSocketStream(url, options);
+  // Closed before the server: our Close lets it read past unread messages.
+  scope.defer(async () => {
+    try {
+      ws.close({ closeCode: 1000 });
+    } catch {
+      // Closed already.
+    }
+    await ws.closed.catch(() => {});
+  });
+  const { readable, writable } = await deadline(ws.opened, 5000, "open");
+  const reader = readable.getReader();
+  const writer = writable.getWriter();
+  return {
+    ws,
+    write: (message) => writer.write(message),
+    send: (command) => writer.write(JSON.stringify(command)),
+    async next() {
+      const { done, value } = await deadline(reader.read(), 5000, "an event");
+      if (done) throw new Error("the connection ended before the next event");
+      return JSON.parse(value as string);
+    },
+  };
+}
+
+async function startChat(
+  scope: Scope,
+  options: ChatServerOptions = {},
+): Promise<{ url: string; hub: ChatHub }> {
+  const chat = createChatServer({ heartbeatInterval: 0, ...options });
+  await new Promise<void>((resolve) =>
+    chat.server.listen(0, "127.0.0.1", resolve)
+  );
+  scope.defer(() => chat.close());
+  const { port } = chat.server.address() as { port: number };
+  return { url: `ws://127.0.0.1:${port}/chat`, hub: chat.hub };
+}
+
+async function join(scope: Scope, url: string, room: string, nick: string) {
+  const client = await connect(scope, url);
+  await client.send({ type: "join", room, nick });
+  const welcome = await client.next();
+  assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
+  return { client, welcome };
+}
+
+test("chat: two clients join a room, hear of each other and exchange messages", async () => {
+  await within(20_000, "chat exchange", async (scope) => {
+    const { url, hub } = await startChat(scope);
+    const { client: ada, welcome } = await join(scope, url, "lobby", "ada");
+    assert.deepEqual(welcome.members, ["ada"]);
+    assert.deepEqual(welcome.history, []);
+
+    const { client: bob, welcome: bobWelcome } = await join(
+      scope,
+      url,
+      "lobby",
+      "bob",
+    );
+    assert.deepEqual(bobWelcome.members, ["ada", "bob"]);
+    const joined = await ada.next();
+    assert.equal(joined.type, "joined");
+    assert.equal(joined.nick, "bob");
+    assert.deepEqual(hub.rooms, { lobby: ["ada", "bob"] });
+
+    await ada.send({ type: "say", text: "hello bob" });
+    await bob.send({ type: "say", text: "hi ada" });
+    // Everyone, the sender too, sees every message, in the server's order.
+    for (const client of [ada, bob]) {
+      const said = [await client.next(), await client.next()];
+      assert.deepEqual(
+        said.map(({ type, nick, text }) => ({ type, nick, text })),
+        [
+          { type: "message", nick: "ada", text: "hello bob" },
+          { type: "message", nick: "bob", text: "hi ada" },
+        ],
+      );
+      assert.equal(typeof said[0].time, "number");
+    }
+
+    // Leaving is a notice for the others.
+    bob.ws.close({ closeCode: 1000 });
+    await bob.ws.closed;
+    const left = await ada.next();
+    assert.deepEqual([left.type, left.nick, left.reason], [
+      "left",
+      "bob",
+      "left",
+    ]);
+    assert.deepEqual(hub.rooms, { lobby: ["ada"] });
+    ada.ws.close({ closeCode: 1000 });
+    await ada.ws.closed;
+  });
+});
+
+test("chat: a newcomer gets the room's latest messages, and only that room's", async () => {
+  await within(20_000, "chat history", async (scope) => {
+    const { url } = await startChat(scope, { historySize: 2 });
+    const { client: ada } = await join(scope, url, "lobby", "ada");
+    for (const text of ["one", "two", "three"]) {
+      await ada.send({ type: "say", text });
+      assert.equal((await ada.next()).text, text);
+    }
+    const { client: eve } = await join(scope, url, "elsewhere", "eve");
+    await eve.send({ type: "say", text: "not in the lobby" });
+    await eve.next();
+
+    const { welcome } = await join(scope, url, "lobby", "bob");
+    assert.deepEqual(
+      welcome.history.map(({ nick, text }: Event) => `${nick}: ${text}`),
+      ["ada: two", "ada: three"],
+    );
+    assert.deepEqual(welcome.members, ["ada", "bob"]);
+  });
+});
+
+test("chat: bad commands get an error event and the connection stays open", async () => {
+  await within(20_000, "chat errors", async (scope) => {
+    const { url } = await startChat(scope);
+    const client = await connect(scope, url);
+    const errors = [
+      "not json",
+      JSON.stringify([1, 2]),
+      JSON.stringify({ type: "say", text: "before joining" }),
+      JSON.stringify({ type: "join", room: "lobby", nick: "<script>" }),
+      JSON.stringify({ type: "shout" }),
+      JSON.stringify({ type: "join", room: "lobby", nick: "ada" }),
+      JSON.stringify({ type: "say", text: "x".repeat(2001) }),
+      JSON.stringify({ type: "join", room: "other", nick: "ada" }),
+    ];
+    for (const message of errors) await client.write(message);
+    await client.write(new Uint8Array([1, 2, 3]));
+    const reasons: string[] = [];
+    for (let i = 0; i < errors.length + 1; i++) {
+      const event = await client.next();
+      if (event.type === "welcome") continue;
+      assert.equal(event.type, "error", JSON.stringify(event));
+      reasons.push(event.reason);
+    }
+    assert.deepEqual(reasons, [
+      "not JSON",
+      "unknown message type undefined",
+      "join a room first",
+      "a nickname is 1 to 24 letters, digits, '_', '-' or '.'",
+      'unknown message type "shout"',
+      "a message is at most 2000 characters",
+      "already in room lobby",
+      "binary messages are not part of the chat protocol",
+    ]);
+
+    // The same nickname in the same room is refused; the client may retry.
+    const other = await connect(scope, url);
+    await other.send({ type: "join", room: "lobby", nick: "ada" });
+    assert.deepEqual(await other.next(), {
+      type: "error",
+      reason: "the nickname ada is taken in lobby",
+    });
+    await other.send({ type: "join", room: "lobby", nick: "ada2" });
+    assert.equal((await other.next()).type, "welcome");
+  });
+});
+
+test("chat: a message too large for chat closes the connection with 1009", async () => {
+  await within(20_000, "chat limit", async (scope) => {
+    const { url } = await startChat(scope);
+    const client = await connect(scope, url);
+    await client.write("x".repeat(64 * 1024));
+    // The server's Close carries 1009, and our client echoes it.
+    assert.equal((await client.ws.closed).closeCode, 1009);
+  });
+});
+
+test("chat: the heartbeat drops a client that stops answering pings", async () => {
+  await within(20_000, "chat heartbeat", async (scope) => {
+    const { url, hub } = await startChat(scope, {
+      heartbeatInterval: 50,
+      closeTimeout: 1000,
+    });
+    const { client: ada } = await join(scope, url, "lobby", "ada");
+    // Our client with autoPong off: as good as dead, for the heartbeat.
+    const mute = await connect(scope, url, { autoPong: false });
+    await mute.send({ type: "join", room: "lobby", nick: "mute" });
+    assert.equal((await mute.next()).type, "welcome");
+    assert.equal((await ada.next()).nick, "mute");
+
+    assert.deepEqual(await mute.ws.closed, {
+      closeCode: ChatCloseCode.NoPong,
+      reason: "no answer to ping",
+    });
+    const left = await ada.next();
+    assert.deepEqual([left.type, left.nick, left.reason], [
+      "left",
+      "mute",
+      "no answer to ping",
+    ]);
+    // ada answered every ping, and is still there.
+    assert.deepEqual(hub.rooms, { lobby: ["ada"] });
+  });
+});
+
+test("ChatHub drops a client that stops reading once its outbox is full, and the room goes on", async () => {
+  await within(20_000, "chat slow client", async () => {
+    const maxQueue = 8;
+    const hub = new ChatHub({ maxQueue, heartbeatInterval: 0 });
+    // Connections over in-memory pipes, which buffer almost nothing: a
+    // reader that stops shows at once.
+    const member = (nick: string) => {
+      const [near, far] = duplexPair();
+      const server = new WebSocketConnection(far, {
+        role: "server",
+        closeTimeout: 200,
+      });
+      void hub.accept(server);
+      const client = new WebSocketConnection(near, { role: "client" });
+      return { nick, server, client };
+    };
+    const fast = member("fast");
+    const slow = member("slow");
+    const opened = await Promise.all([fast.client.opened, slow.client.opened]);
+    const [fastIn, slowIn] = opened.map(({ readable }) => readable.getReader());
+    const [fastOut, slowOut] = opened.map(({ writable }) =>
+      writable.getWriter()
+    );
+    const read = async (reader: typeof fastIn): Promise<Event> =>
+      JSON.parse(
+        (await deadline(reader.read(), 5000, "an event")).value as string,
+      );
+
+    await slowOut.write(
+      JSON.stringify({ type: "join", room: "r", nick: "slow" }),
+    );
+    assert.equal((await read(slowIn)).type, "welcome");
+    await fastOut.write(
+      JSON.stringify({ type: "join", room: "r", nick: "fast" }),
+    );
+    assert.equal((await read(fastIn)).type, "welcome");
+    // From here on, slow reads nothing.
+
+    const limit = 200;
+    let sent = 0;
+    while (sent < limit && hub.rooms.r.includes("slow")) {
+      const text = `m${sent++}`;
+      await fastOut.write(JSON.stringify({ type: "say", text }));
+      // fast gets each of its messages, slow or no slow.
+      assert.equal((await read(fastIn)).text, text);
+    }
+    // slow went once its outbox (and the pipes' few slots) were full, long
+    // before every message had been sent.
+    assert.ok(sent > maxQueue && sent < limit / 2, `dropped after ${sent}`);
+    const left = await read(fastIn);
+    assert.deepEqual([left.type, left.nick, left.reason], [
+      "left",
+      "slow",
+      "too slow",
+    ]);
+    assert.deepEqual(hub.rooms, { r: ["fast"] });
+    // The room goes on without it.
+    await fastOut.write(JSON.stringify({ type: "say", text: "still here" }));
+    assert.equal((await read(fastIn)).text, "still here");
+
+    // Its Close waits behind the messages it does not read: the server
+    // drops the transport after closeTimeout.
+    const error = await slow.server.closed.then(() => null, (e) => e);
+    assert.equal((error as { code?: string } | null)?.code, "close_timeout");
+    hub.close();
+    fast.client.close({ closeCode: 1000 });
+    await fast.client.closed.catch(() => {});
+  });
+});
+
+test("chat: a client that stops reading is dropped, and the server closes its socket", async () => {
+  await within(30_000, "chat slow socket", async (scope) => {
+    const chat = createChatServer({
+      heartbeatInterval: 0,
+      maxQueue: 16,
+      closeTimeout: 200,
+    });
+    await new Promise<void>((resolve) =>
+      chat.server.listen(0, "127.0.0.1", resolve)
+    );
+    scope.defer(() => chat.close());
+    const { port } = chat.server.address() as { port: number };
+    const url = `ws://127.0.0.1:${port}/chat`;
+    const connections = () =>
+      new Promise<number>((resolve, reject) =>
+        chat.server.getConnections((error, n) =>
+          error ? reject(error) : resolve(n)
+        )
+      );
+
+    // slow joins, then reads nothing: its socket's buffers fill, then its
+    // outbox.
+    const slow = await connect(scope, url);
+    await slow.send({ type: "join", room: "r", nick: "slow" });
+    const { client: fast } = await join(scope, url, "r", "fast");
+    const text = "z".repeat(2000);
+    let sent = 0;
+    // Loopback buffers hold a few MiB: 20000 messages of 2 kB is 40 MB.
+    while (chat.hub.rooms.r.includes("slow") && sent < 20_000) {
+      await fast.send({ type: "say", text });
+      assert.equal((await fast.next()).type, "message");
+      sent++;
+    }
+    const left = await fast.next();
+    assert.deepEqual([left.type, left.nick, left.reason], [
+      "left",
+      "slow",
+      "too slow",
+    ]);
+    // Its Close cannot get through: after closeTimeout the server drops
+    // the socket, and only fast's remains.
+    while (await connections() > 1) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(await connections(), 1);
+  });
+});
+
+test("parseCommand accepts the protocol's commands and nothing else", () => {
+  assert.deepEqual(
+    parseCommand('{"type":"join","room":"café","nick":"zoë_2"}'),
+    { type: "join", room: "café", nick: "zoë_2" },
+  );
+  assert.deepEqual(parseCommand('{"type":"say","text":" hi "}'), {
+    type: "say",
+    text: " hi ",
+  });
+  for (
+    const bad of [
+      "null",
+      '"text"',
+      '{"type":"say","text":"   "}',
+      '{"type":"say","text":7}',
+      '{"type":"join","room":"","nick":"a"}',
+      `{"type":"join","room":"r","nick":"${"n".repeat(25)}"}`,
+    ]
+  ) {
+    assert.equal(parseCommand(bad).type, "invalid", bad);
+  }
+});
