@@ -24,6 +24,13 @@ import {
   HandshakeError,
   verifyResponse,
 } from "./handshake.ts";
+import {
+  acceptPerMessageDeflateResponse,
+  checkPerMessageDeflateOptions,
+  offerPerMessageDeflate,
+  PERMESSAGE_DEFLATE,
+  type PerMessageDeflateOptions,
+} from "./permessage_deflate.ts";
 
 /** TLS settings for `wss:` URLs, passed on to `tls.connect`. */
 export interface WebSocketStreamTlsOptions {
@@ -157,6 +164,7 @@ function dial(
     timeout: number;
     tls: WebSocketStreamTlsOptions;
     signal?: AbortSignal;
+    perMessageDeflate: PerMessageDeflateOptions | null;
   },
 ): Dial {
   let socket: ClientSocket | null = null;
@@ -238,6 +246,17 @@ function dial(
         }
         if (failure !== NOT_FAILED) throw failure;
         const agreed = verifyResponse(head, handshake);
+        // RFC 7692 §7: the response's parameters must fit the offer.
+        const deflate = agreed.accepted.find((e) =>
+          e.name === PERMESSAGE_DEFLATE
+        );
+        if (deflate !== undefined) {
+          acceptPerMessageDeflateResponse(
+            deflate,
+            options.perMessageDeflate ?? {},
+            head.status,
+          );
+        }
         reader.releaseLock();
         done = true;
         return {
@@ -376,7 +395,15 @@ export class WebSocketStream<S extends boolean = false>
       tls: tlsOptions = {},
       ...connectionOptions
     } = options;
-    const handshake = clientHandshake(url, { protocols, headers, origin });
+    const deflate = checkPerMessageDeflateOptions(
+      connectionOptions.perMessageDeflate,
+    );
+    const handshake = clientHandshake(url, {
+      protocols,
+      headers,
+      origin,
+      extensions: deflate === null ? "" : offerPerMessageDeflate(deflate),
+    });
     const timeout = checkTime("handshakeTimeout", handshakeTimeout);
     // Connecting starts once the options have passed the connection's
     // checks, so that a bad option leaves no socket behind.
@@ -389,7 +416,12 @@ export class WebSocketStream<S extends boolean = false>
       role: "client",
       url: handshake.url.href,
     });
-    this.#dial = dial(handshake, { timeout, tls: tlsOptions, signal });
+    this.#dial = dial(handshake, {
+      timeout,
+      tls: tlsOptions,
+      signal,
+      perMessageDeflate: deflate,
+    });
     start(this.#dial);
   }
 

@@ -22,7 +22,14 @@ import {
   MessageEncoderStream,
   type MessageInput,
 } from "./message_encoder_stream.ts";
+import { MessageDeflateStream } from "./message_deflate_stream.ts";
+import { MessageInflateStream } from "./message_inflate_stream.ts";
 import { Opcode } from "./opcode.ts";
+import {
+  checkPerMessageDeflateOptions,
+  deflateSettings,
+  type PerMessageDeflateOptions,
+} from "./permessage_deflate.ts";
 
 /** A two-way byte stream: a TCP or TLS socket, an HTTP/2 stream, a pipe. */
 export interface ByteDuplex {
@@ -89,6 +96,15 @@ export interface WebSocketConnectionOptions<S extends boolean = false> {
    * @default {false}
    */
   streaming?: S;
+  /**
+   * Compress messages with permessage-deflate (RFC 7692), if the peer
+   * agrees: a client offers it, a server accepts an offer of it. The
+   * connection compresses whenever the handshake agreed on it; these
+   * options also set the threshold and zlib's level and memory.
+   *
+   * @default {false}
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /**
    * Answer every ping with a pong automatically (RFC 6455 §5.5.2).
    *
@@ -367,6 +383,7 @@ export class WebSocketConnection<S extends boolean = false> {
         checkSize(name, value, { infinite: name !== "maxFrameSize" });
       }
     }
+    checkPerMessageDeflateOptions(options.perMessageDeflate);
     this.opened = this.#opened.promise;
     this.closed = this.#closed.promise;
     if (transport instanceof Promise) {
@@ -444,11 +461,18 @@ export class WebSocketConnection<S extends boolean = false> {
     const role = this.#role;
     const streaming = options.streaming === true;
     this.#transport = transport;
+    const deflate = deflateSettings(
+      transport.extensions ?? "",
+      role,
+      checkPerMessageDeflateOptions(options.perMessageDeflate) ?? {},
+    );
 
     const frameDecoder = new FrameDecoderStream({
       role,
       maxFrameSize: options.maxFrameSize,
       splitFrames: streaming,
+      // RFC 7692 §6: RSV1 marks a compressed message.
+      reservedBits: { rsv1: deflate !== null },
     });
     const messageDecoder = this.#decoder = new ConnectionDecoder<S>({
       maxMessageSize: options.maxMessageSize,
@@ -460,13 +484,35 @@ export class WebSocketConnection<S extends boolean = false> {
       closeReceived: () => this.#closeReceived !== null,
       closeSent: () => this.#closeSent,
     });
-    const readable = frameDecoder.readable.pipeThrough(messageDecoder);
+    // Compressed messages inflate between the frame and message decoders,
+    // so the message-size limit counts inflated bytes as they come out, and
+    // a message streamed to a slow reader inflates only as it is read.
+    const frames = deflate === null
+      ? frameDecoder.readable
+      : frameDecoder.readable.pipeThrough(
+        new MessageInflateStream({
+          windowBits: deflate.inflateWindowBits,
+          noContextTakeover: deflate.inflateNoContextTakeover,
+        }),
+      );
+    const readable = frames.pipeThrough(messageDecoder);
 
     const encoder = new ConnectionEncoder({
       fragmentSize: options.fragmentSize,
     });
     this.#encoder = encoder;
-    const bytes = encoder.readable.pipeThrough(
+    const outgoing = deflate === null
+      ? encoder.readable
+      : encoder.readable.pipeThrough(
+        new MessageDeflateStream({
+          windowBits: deflate.deflateWindowBits,
+          noContextTakeover: deflate.deflateNoContextTakeover,
+          threshold: deflate.threshold,
+          level: deflate.level,
+          memLevel: deflate.memLevel,
+        }),
+      );
+    const bytes = outgoing.pipeThrough(
       new FrameEncoderStream({ role, maskKey: options.maskKey }),
     );
     const writable = new WritableStream<MessageInput>({

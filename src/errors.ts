@@ -21,6 +21,7 @@ export type WebSocketErrorCode =
   | "expected_continuation"
   | "invalid_utf8"
   | "message_too_big"
+  | "invalid_compressed_data"
   | "invalid_close_frame"
   | "unexpected_end"
   | "connection_lost"

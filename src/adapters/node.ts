@@ -47,6 +47,10 @@ import {
   refusalResponse,
   type UpgradeRequest,
 } from "../handshake.ts";
+import {
+  checkPerMessageDeflateOptions,
+  perMessageDeflateExtension,
+} from "../permessage_deflate.ts";
 
 /** The parts of a `node:http` `IncomingMessage` this adapter reads. */
 export interface NodeRequest {
@@ -69,7 +73,8 @@ export interface NodeUpgradeOptions<S extends boolean = false>
 /**
  * Answers a `node:http` server's `'upgrade'` event: checks the handshake
  * (origin, version, subprotocols, the `accept` hook), writes the 101 or the
- * refusal, and returns the connection. A refused handshake rejects `opened`
+ * refusal, and returns the connection. With `perMessageDeflate`, it accepts
+ * the first permessage-deflate offer it can (RFC 7692). A refused handshake rejects `opened`
  * and `closed` with a {@linkcode HandshakeError} after the refusal is sent.
  */
 export function upgrade<S extends boolean = false>(
@@ -97,7 +102,21 @@ export function upgrade<S extends boolean = false>(
     url,
     httpVersion: request.httpVersion,
   };
-  const transport = handshake(upgradeRequest, socket, head, options);
+  // permessage-deflate (RFC 7692) is negotiated by an extensions hook.
+  const deflate = checkPerMessageDeflateOptions(options.perMessageDeflate);
+  if (deflate !== null && options.extensions !== undefined) {
+    throw new TypeError(
+      "Cannot upgrade: perMessageDeflate and an extensions hook cannot both be given",
+    );
+  }
+  const transport = handshake(
+    upgradeRequest,
+    socket,
+    head,
+    deflate === null
+      ? options
+      : { ...options, extensions: perMessageDeflateExtension(deflate) },
+  );
   return new WebSocketConnection(transport, {
     ...options,
     role: "server",

@@ -1,0 +1,189 @@
+// Raw DEFLATE with context takeover, over node:zlib (built into Node, Deno
+// and Bun). CompressionStream("deflate-raw") cannot flush without ending
+// the stream, so it cannot keep a context between messages; zlib's
+// Z_SYNC_FLUSH can (RFC 7692 §7.2.1).
+//
+// Each zlib stream is created on first use and, without context takeover,
+// closed after each message: an idle connection holds no zlib memory.
+
+import { Buffer } from "node:buffer";
+import zlib from "node:zlib";
+
+/** The empty stored block Z_SYNC_FLUSH ends with (RFC 7692 §7.2.1). */
+export const TAIL: Uint8Array = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
+
+const { Z_SYNC_FLUSH } = zlib.constants;
+
+type Zlib = zlib.DeflateRaw | zlib.InflateRaw;
+
+// Node's zlib hands out Buffers; the library hands out plain Uint8Arrays.
+function view(chunk: Uint8Array): Uint8Array {
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+// One zlib stream, driven one write-and-flush at a time.
+type OnData = (chunk: Uint8Array) => Promise<void> | undefined | void;
+
+class Codec {
+  readonly #create: () => Zlib;
+  #zlib: Zlib | null = null;
+  #onData: OnData | null = null;
+  #reject: ((error: unknown) => void) | null = null;
+
+  constructor(create: () => Zlib) {
+    this.#create = create;
+  }
+
+  // Writes `chunks`, then flushes; `onData` gets the output as zlib makes
+  // it. It may throw to stop zlib (the stream is then dropped), or return a
+  // promise to pause it until the promise settles: zlib then stops working
+  // once its own small buffer is full, on all three runtimes.
+  run(chunks: readonly Uint8Array[], onData: OnData): Promise<void> {
+    let stream = this.#zlib;
+    if (stream === null) {
+      const created = stream = this.#zlib = this.#create();
+      stream.on("data", (chunk: Uint8Array) => {
+        const handler = this.#onData;
+        if (handler === null) return;
+        let waiting;
+        try {
+          waiting = handler(view(chunk));
+        } catch (error) {
+          this.#fail(error);
+          return;
+        }
+        if (waiting === undefined) return;
+        created.pause();
+        waiting.then(() => {
+          if (this.#zlib === created) created.resume();
+        }, (error) => this.#fail(error));
+      });
+      stream.on("error", (error: Error) => this.#fail(error));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#onData = onData;
+      this.#reject = reject;
+      for (const chunk of chunks) stream.write(chunk);
+      stream.flush(Z_SYNC_FLUSH, () => {
+        if (this.#reject !== reject) return;
+        // Deno calls back before it emits the error that ended the stream.
+        if (stream.destroyed) {
+          this.#fail(stream.errored ?? new Error("zlib stream destroyed"));
+          return;
+        }
+        this.#onData = null;
+        this.#reject = null;
+        resolve();
+      });
+    });
+  }
+
+  // Drops the stream: the next run starts with an empty context.
+  close(): void {
+    const stream = this.#zlib;
+    if (stream === null) return;
+    const reject = this.#reject;
+    this.#zlib = null;
+    this.#onData = null;
+    this.#reject = null;
+    reject?.(new Error("The compression stream was closed"));
+    stream.removeAllListeners("data");
+    // A late error from a stream being torn down concerns no one.
+    stream.on("error", () => {});
+    stream.close();
+  }
+
+  #fail(error: unknown): void {
+    const reject = this.#reject;
+    this.#onData = null;
+    this.#reject = null;
+    const stream = this.#zlib;
+    this.#zlib = null;
+    if (stream !== null) {
+      stream.removeAllListeners("data");
+      stream.on("error", () => {});
+      stream.destroy();
+    }
+    reject?.(error);
+  }
+}
+
+/** Compresses messages, frame by frame, for permessage-deflate. */
+export class Deflater {
+  readonly #codec: Codec;
+  readonly #noContextTakeover: boolean;
+
+  constructor(options: {
+    windowBits: number;
+    noContextTakeover: boolean;
+    level: number;
+    memLevel: number;
+  }) {
+    const { windowBits, level, memLevel } = options;
+    this.#noContextTakeover = options.noContextTakeover;
+    this.#codec = new Codec(() =>
+      zlib.createDeflateRaw({ windowBits, level, memLevel })
+    );
+  }
+
+  /**
+   * Compresses one frame's payload. The message's last frame loses the
+   * 00 00 ff ff that the flush ends it with (§7.2.1).
+   */
+  async deflate(data: Uint8Array, last: boolean): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    await this.#codec.run([data], (chunk) => {
+      parts.push(chunk);
+    });
+    let out = parts.length === 1 ? parts[0] : view(Buffer.concat(parts));
+    if (last) {
+      if (endsWithTail(out)) out = out.subarray(0, out.length - 4);
+      if (this.#noContextTakeover) this.#codec.close();
+    }
+    return out;
+  }
+
+  /** Frees zlib's memory. */
+  close(): void {
+    this.#codec.close();
+  }
+}
+
+/** Decompresses messages, frame by frame, for permessage-deflate. */
+export class Inflater {
+  readonly #codec: Codec;
+  readonly #noContextTakeover: boolean;
+
+  constructor(options: { windowBits: number; noContextTakeover: boolean }) {
+    const { windowBits } = options;
+    this.#noContextTakeover = options.noContextTakeover;
+    this.#codec = new Codec(() => zlib.createInflateRaw({ windowBits }));
+  }
+
+  /**
+   * Decompresses a piece of a message, handing the output to `onData` as
+   * zlib produces it (at most 16 KiB at a time); `onData` may throw to stop
+   * (a message over its size limit), or return a promise to pause zlib
+   * until it settles (a reader that is behind). The message's last piece
+   * gets the 00 00 ff ff back first (§7.2.2).
+   */
+  async inflate(
+    data: Uint8Array,
+    last: boolean,
+    onData: OnData,
+  ): Promise<void> {
+    await this.#codec.run(last ? [data, TAIL] : [data], onData);
+    if (last && this.#noContextTakeover) this.#codec.close();
+  }
+
+  /** Frees zlib's memory. */
+  close(): void {
+    this.#codec.close();
+  }
+}
+
+function endsWithTail(bytes: Uint8Array): boolean {
+  const n = bytes.length;
+  return n >= 4 && bytes[n - 4] === 0x00 && bytes[n - 3] === 0x00 &&
+    bytes[n - 2] === 0xff && bytes[n - 1] === 0xff;
+}
