@@ -129,6 +129,10 @@ export {
   type MessageDecoderStreamOptions,
 } from "./src/message_decoder_stream.ts";
 export {
+  MessageDeflateStream,
+  type MessageDeflateStreamOptions,
+} from "./src/message_deflate_stream.ts";
+export {
   MessageEncoder,
   type MessageEncoderOptions,
 } from "./src/message_encoder.ts";
@@ -137,4 +141,18 @@ export {
   type MessageEncoderStreamOptions,
   type MessageInput,
 } from "./src/message_encoder_stream.ts";
+export {
+  MessageInflateStream,
+  type MessageInflateStreamOptions,
+} from "./src/message_inflate_stream.ts";
 export { isControlOpcode, isKnownOpcode, Opcode } from "./src/opcode.ts";
+export {
+  acceptPerMessageDeflateResponse,
+  negotiatePerMessageDeflate,
+  offerPerMessageDeflate,
+  PERMESSAGE_DEFLATE,
+  type PerMessageDeflateAgreement,
+  perMessageDeflateExtension,
+  type PerMessageDeflateOptions,
+  type PerMessageDeflateParams,
+} from "./src/permessage_deflate.ts";
