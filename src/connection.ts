@@ -332,6 +332,8 @@ export class WebSocketConnection<S extends boolean = false> {
   #readEnded = false;
   #writeEnded = false;
   #writableClosed = false;
+  // Closing the transport's writable, once begun.
+  #writableClosing: Promise<void> | null = null;
   #error: WebSocketError | null = null;
   #finished = false;
   #pendingClose: WebSocketCloseOptions | null = null;
@@ -714,7 +716,8 @@ export class WebSocketConnection<S extends boolean = false> {
       return;
     }
     this.#writableClosed = true;
-    this.#transport.writable.close().catch(noop);
+    this.#writableClosing = this.#transport.writable.close();
+    this.#writableClosing.catch(noop);
   }
 
   #finish(error: WebSocketError | null): void {
@@ -737,16 +740,29 @@ export class WebSocketConnection<S extends boolean = false> {
       this.#writeAbort.abort(reason);
       // The pipes release the transport asynchronously.
       queueMicrotask(() => {
-        if (!transport.readable.locked) {
-          transport.readable.cancel(reason).catch(noop);
-        }
         if (!transport.writable.locked && !this.#writableClosed) {
           this.#writableClosed = true;
-          (failure === null
-            ? transport.writable.close()
-            : transport.writable.abort(failure))
+          if (failure === null) {
+            this.#writableClosing = transport.writable.close();
+          }
+          (this.#writableClosing ?? transport.writable.abort(failure))
             .catch(noop);
         }
+        // Cancelling the readable drops a socket at once, losing what it
+        // has not yet sent: our Close frame (§5.5.1, §7.1.7) goes out
+        // first, for at most closeTimeout.
+        const cancel = () => {
+          clearTimeout(timer);
+          if (!transport.readable.locked) {
+            transport.readable.cancel(reason).catch(noop);
+          }
+        };
+        const closing = this.#writableClosing;
+        const timer = closing === null
+          ? undefined
+          : setTimeout(cancel, this.#closeTimeout);
+        if (closing === null) cancel();
+        else closing.then(cancel, cancel);
       });
     }
     if (failure !== null) {
