@@ -475,17 +475,19 @@ const CHROMIUM_NOISE =
 
 /**
  * Starts headless Chromium on `url`, with a fresh profile that is deleted
- * afterwards; with `tls`, it accepts our self-signed certificate. Its console messages go to stderr (and to the diagnostics).
+ * afterwards; with `tls`, it accepts our self-signed certificate; `args`
+ * go on its command line. Its console messages go to stderr (and to the
+ * diagnostics).
  */
 export function launchChromium(
   scope: Scope,
   executable: string,
   url: string,
-  { tls = false }: { tls?: boolean } = {},
-): Process {
+  { tls = false, args = [] }: { tls?: boolean; args?: readonly string[] } = {},
+): Process & { profile: string } {
   const profile = mkdtempSync(join(tmpdir(), "streamsocket-chromium-"));
   scope.defer(() => rmSync(profile, { recursive: true, force: true }));
-  return startProcess(scope, executable, [
+  const browser = startProcess(scope, executable, [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -501,8 +503,10 @@ export function launchChromium(
     // Our test certificate is self-signed: trust it (and, in this
     // throw-away profile, anything else).
     ...(tls ? ["--ignore-certificate-errors"] : []),
+    ...args,
     url,
   ], { group: true, name: "chromium", noise: CHROMIUM_NOISE });
+  return { ...browser, profile };
 }
 
 // ---------------------------------------------------------------------------
