@@ -181,6 +181,26 @@ export interface WebSocketCloseOptions {
 
 const noop = () => {};
 
+// A lingering close: once our Close frame and FIN are on their way, read
+// and drop whatever the peer still sends until it closes its side, for at
+// most `ms`, then cancel. Cancelling at once drops a socket with unread
+// input, which resets the connection, and the peer may then lose the
+// Close frame (§5.5.1, §7.1.7) that was just sent.
+function linger(
+  readable: ReadableStream<Uint8Array>,
+  ms: number,
+  reason: unknown,
+): void {
+  const reader = readable.getReader();
+  const timer = setTimeout(() => reader.cancel(reason).catch(noop), ms);
+  const drain = (): Promise<void> =>
+    reader.read().then((result) => result.done ? undefined : drain());
+  drain().catch(noop).finally(() => {
+    clearTimeout(timer);
+    reader.cancel(reason).catch(noop);
+  });
+}
+
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
   return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
 }
@@ -748,21 +768,12 @@ export class WebSocketConnection<S extends boolean = false> {
           (this.#writableClosing ?? transport.writable.abort(failure))
             .catch(noop);
         }
-        // Cancelling the readable drops a socket at once, losing what it
-        // has not yet sent: our Close frame (§5.5.1, §7.1.7) goes out
-        // first, for at most closeTimeout.
-        const cancel = () => {
-          clearTimeout(timer);
-          if (!transport.readable.locked) {
-            transport.readable.cancel(reason).catch(noop);
-          }
-        };
-        const closing = this.#writableClosing;
-        const timer = closing === null
-          ? undefined
-          : setTimeout(cancel, this.#closeTimeout);
-        if (closing === null) cancel();
-        else closing.then(cancel, cancel);
+        if (transport.readable.locked) return;
+        if (this.#writableClosing === null) {
+          transport.readable.cancel(reason).catch(noop);
+        } else {
+          linger(transport.readable, this.#closeTimeout, reason);
+        }
       });
     }
     if (failure !== null) {
