@@ -1,9 +1,11 @@
 // An echo server: every message comes back as it came, text as text and
 // binary as binary, over the node:http upgrade path (full codec). The
 // limits are set high (64 MiB, unlimited fragments) so that conformance
-// suites and benchmarks can use it.
+// suites and benchmarks can use it. It accepts permessage-deflate (RFC
+// 7692) offers with any of the RFC's parameters, and compresses replies of
+// --deflate-threshold bytes and more (1024 unless given).
 //
-//   node examples/echo.ts [--port 9001] [--host 127.0.0.1]
+//   node examples/echo.ts [--port 9001] [--host 127.0.0.1] [--deflate-threshold 1024]
 //   deno run -A examples/echo.ts --port 9001
 //   bun examples/echo.ts --port 9001
 
@@ -21,6 +23,7 @@ function option(name: string, fallback: string): string {
 const host = option("host", "127.0.0.1");
 const port = Number(option("port", "9001"));
 const LIMIT = 64 * 1024 * 1024;
+const threshold = Number(option("deflate-threshold", "1024"));
 
 const server = createServer((_request, response) => {
   response.writeHead(426, { "content-type": "text/plain" }).end(
@@ -33,6 +36,7 @@ server.on("upgrade", async (request, socket, head) => {
     maxFrameSize: LIMIT,
     maxMessageSize: LIMIT,
     fragmentSize: LIMIT,
+    perMessageDeflate: { threshold },
   });
   try {
     const { readable, writable } = await ws.opened;
