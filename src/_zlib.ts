@@ -14,6 +14,11 @@ export const TAIL: Uint8Array = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
 
 const { Z_SYNC_FLUSH } = zlib.constants;
 
+const EMPTY_BLOCK = new Uint8Array([0x00]);
+
+// Payloads up to this size get the tail appended in one buffer.
+const JOIN_LIMIT = 64 * 1024;
+
 type Zlib = zlib.DeflateRaw | zlib.InflateRaw;
 
 // Node's zlib hands out Buffers; the library hands out plain Uint8Arrays.
@@ -34,10 +39,12 @@ class Codec {
     this.#create = create;
   }
 
-  // Writes `chunks`, then flushes; `onData` gets the output as zlib makes
-  // it. It may throw to stop zlib (the stream is then dropped), or return a
-  // promise to pause it until the promise settles: zlib then stops working
-  // once its own small buffer is full, on all three runtimes.
+  // Writes `chunks`, each flushed (the streams are made with Z_SYNC_FLUSH
+  // as their flush mode: one trip to zlib's thread per write, not one more
+  // for a flush); `onData` gets the output as zlib makes it. It may throw
+  // to stop zlib (the stream is then dropped), or return a promise to pause
+  // it until the promise settles: zlib then stops working once its own
+  // small buffer is full, on all three runtimes.
   run(chunks: readonly Uint8Array[], onData: OnData): Promise<void> {
     let stream = this.#zlib;
     if (stream === null) {
@@ -63,8 +70,10 @@ class Codec {
     return new Promise<void>((resolve, reject) => {
       this.#onData = onData;
       this.#reject = reject;
-      for (const chunk of chunks) stream.write(chunk);
-      stream.flush(Z_SYNC_FLUSH, () => {
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) stream.write(chunks[i]);
+      // Called once zlib has handed out everything the writes made.
+      stream.write(chunks[last], () => {
         if (this.#reject !== reject) return;
         // Deno calls back before it emits the error that ended the stream.
         if (stream.destroyed) {
@@ -122,7 +131,12 @@ export class Deflater {
     const { windowBits, level, memLevel } = options;
     this.#noContextTakeover = options.noContextTakeover;
     this.#codec = new Codec(() =>
-      zlib.createDeflateRaw({ windowBits, level, memLevel })
+      zlib.createDeflateRaw({
+        windowBits,
+        level,
+        memLevel,
+        flush: Z_SYNC_FLUSH,
+      })
     );
   }
 
@@ -138,6 +152,11 @@ export class Deflater {
     let out = parts.length === 1 ? parts[0] : view(Buffer.concat(parts));
     if (last) {
       if (endsWithTail(out)) out = out.subarray(0, out.length - 4);
+      // zlib writes no second flush marker when nothing came in since the
+      // last: an empty message then deflates to nothing, which the peer
+      // would read as the start of a stored block once it appends the
+      // tail. A lone 00 (§7.2.3.6) is an empty block that reads right.
+      else if (out.length === 0) out = EMPTY_BLOCK;
       if (this.#noContextTakeover) this.#codec.close();
     }
     return out;
@@ -157,7 +176,9 @@ export class Inflater {
   constructor(options: { windowBits: number; noContextTakeover: boolean }) {
     const { windowBits } = options;
     this.#noContextTakeover = options.noContextTakeover;
-    this.#codec = new Codec(() => zlib.createInflateRaw({ windowBits }));
+    this.#codec = new Codec(() =>
+      zlib.createInflateRaw({ windowBits, flush: Z_SYNC_FLUSH })
+    );
   }
 
   /**
@@ -172,7 +193,13 @@ export class Inflater {
     last: boolean,
     onData: OnData,
   ): Promise<void> {
-    await this.#codec.run(last ? [data, TAIL] : [data], onData);
+    await this.#codec.run(
+      !last ? [data] : data.length <= JOIN_LIMIT
+        // One write instead of two: a copy costs less than a trip to zlib.
+        ? [view(Buffer.concat([data, TAIL]))]
+        : [data, TAIL],
+      onData,
+    );
     if (last && this.#noContextTakeover) this.#codec.close();
   }
 

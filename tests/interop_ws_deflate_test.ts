@@ -101,141 +101,152 @@ function same(got: unknown, want: Message): boolean {
 }
 
 for (const { name, options } of CONFIGS) {
-  test(`our client ⇄ ws server, permessage-deflate with ${name}: every byte echoed, compressed on the wire`, async () => {
-    const server = new WS.WebSocketServer({
-      host: "127.0.0.1",
-      port: 0,
-      maxPayload: 64 * 1024 * 1024,
-      perMessageDeflate: { ...options, threshold: 0 },
-    });
-    await new Promise((resolve) => server.once("listening", resolve));
-    let bytesRead = () => 0;
-    server.on(
-      "connection",
-      (
-        ws: {
-          on(e: string, f: (...a: never[]) => void): void;
-          send(d: unknown, o: unknown): void;
-        },
-        request: IncomingMessage,
-      ) => {
-        const socket = request.socket;
-        bytesRead = () => socket.bytesRead;
-        ws.on("message", (data: Uint8Array, binary: boolean) => {
-          ws.send(binary ? data : new TextDecoder().decode(data), {
-            binary,
-          });
-        });
-      },
-    );
-    try {
-      const ws = new WebSocketStream(
-        `ws://127.0.0.1:${server.address().port}/`,
-        {
-          perMessageDeflate: { ...options, threshold: 0 },
-          maxMessageSize: 64 * 1024 * 1024,
-          fragmentSize: 300000,
-        },
-      );
-      const { readable, writable, extensions } = await ws.opened;
-      assert.match(extensions, expectedExtension(options));
-      const writer = writable.getWriter();
-      const reader = readable.getReader();
-      for (const [i, message] of MESSAGES.entries()) {
-        await writer.write(message);
-        const { value } = await reader.read();
-        assert.ok(same(value, message), `message ${i} came back changed`);
-      }
-      // A streamed message: fragments compressed one by one.
-      const parts = ["streamed ", "text ".repeat(5000), "end"];
-      await writer.write({ type: "text", stream: ReadableStream.from(parts) });
-      assert.equal((await reader.read()).value, parts.join(""));
-      // Random binary barely compresses; the rest shrinks a lot.
-      assert.ok(
-        bytesRead() < SENT_BYTES * 0.75,
-        `ws read ${bytesRead()} bytes for ${SENT_BYTES} sent`,
-      );
-      ws.close({ closeCode: 1000 });
-      assert.equal((await ws.closed).closeCode, 1000);
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
-
-  test(`ws client ⇄ our node:http server, permessage-deflate with ${name}: every byte echoed, compressed on the wire`, async () => {
-    const sockets: Socket[] = [];
-    const server = createServer();
-    let serverError: unknown = null;
-    let agreed = "";
-    server.on(
-      "upgrade",
-      async (request: IncomingMessage, socket: Duplex, head: Uint8Array) => {
-        sockets.push(socket as Socket);
-        const ws = upgrade(request, socket as never, head, {
-          perMessageDeflate: { ...options, threshold: 0 },
-          maxMessageSize: 64 * 1024 * 1024,
-          fragmentSize: 300000,
-        });
-        try {
-          const { readable, writable, extensions } = await ws.opened;
-          agreed = extensions;
-          await readable.pipeTo(writable);
-        } catch (error) {
-          serverError = error;
-        }
-      },
-    );
-    await new Promise<void>((resolve) =>
-      server.listen(0, "127.0.0.1", resolve)
-    );
-    const { port } = server.address() as { port: number };
-    try {
-      const client = new WS(`ws://127.0.0.1:${port}/`, {
-        perMessageDeflate: { ...options, threshold: 0 },
+  test(
+    `our client ⇄ ws server, permessage-deflate with ${name}: every byte echoed, compressed on the wire`,
+    { timeout: 30_000 },
+    async () => {
+      const server = new WS.WebSocketServer({
+        host: "127.0.0.1",
+        port: 0,
         maxPayload: 64 * 1024 * 1024,
+        perMessageDeflate: { ...options, threshold: 0 },
       });
-      const received: { data: Uint8Array; binary: boolean }[] = [];
-      let wake = () => {};
-      client.on("message", (data: Uint8Array, binary: boolean) => {
-        received.push({ data: new Uint8Array(data), binary });
-        wake();
-      });
-      await new Promise((resolve, reject) => {
-        client.once("open", resolve);
-        client.once("error", reject);
-      });
-      const next = async () => {
-        while (received.length === 0) {
-          await new Promise<void>((resolve) => (wake = resolve));
-        }
-        const { data, binary } = received.shift()!;
-        return binary ? data : new TextDecoder().decode(data);
-      };
-      // ws's client names the extensions only; our server says all.
-      assert.equal(client.extensions, "permessage-deflate");
-      assert.match(agreed, expectedExtension(options));
-      for (const [i, message] of MESSAGES.entries()) {
-        client.send(message, { binary: typeof message !== "string" });
-        assert.ok(
-          same(await next(), message),
-          `message ${i} came back changed`,
-        );
-      }
-      // ws fragments a message sent in parts: compressed frame by frame.
-      client.send("first part, ", { fin: false, binary: false });
-      client.send("second part", { fin: true, binary: false });
-      assert.equal(await next(), "first part, second part");
-      const read = sockets[0].bytesRead;
-      assert.ok(read < SENT_BYTES * 0.75, `we read ${read} bytes`);
-      const closed = new Promise<number>((resolve) =>
-        client.once("close", resolve)
+      await new Promise((resolve) => server.once("listening", resolve));
+      let bytesRead = () => 0;
+      server.on(
+        "connection",
+        (
+          ws: {
+            on(e: string, f: (...a: never[]) => void): void;
+            send(d: unknown, o: unknown): void;
+          },
+          request: IncomingMessage,
+        ) => {
+          const socket = request.socket;
+          bytesRead = () => socket.bytesRead;
+          ws.on("message", (data: Uint8Array, binary: boolean) => {
+            ws.send(binary ? data : new TextDecoder().decode(data), {
+              binary,
+            });
+          });
+        },
       );
-      client.close(1000);
-      assert.equal(await closed, 1000);
-      assert.equal(serverError, null);
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+      try {
+        const ws = new WebSocketStream(
+          `ws://127.0.0.1:${server.address().port}/`,
+          {
+            perMessageDeflate: { ...options, threshold: 0 },
+            maxMessageSize: 64 * 1024 * 1024,
+            fragmentSize: 300000,
+          },
+        );
+        const { readable, writable, extensions } = await ws.opened;
+        assert.match(extensions, expectedExtension(options));
+        const writer = writable.getWriter();
+        const reader = readable.getReader();
+        for (const [i, message] of MESSAGES.entries()) {
+          await writer.write(message);
+          const { value } = await reader.read();
+          assert.ok(same(value, message), `message ${i} came back changed`);
+        }
+        // A streamed message: fragments compressed one by one.
+        const parts = ["streamed ", "text ".repeat(5000), "end"];
+        await writer.write({
+          type: "text",
+          stream: ReadableStream.from(parts),
+        });
+        assert.equal((await reader.read()).value, parts.join(""));
+        // Random binary barely compresses; the rest shrinks a lot.
+        assert.ok(
+          bytesRead() < SENT_BYTES * 0.75,
+          `ws read ${bytesRead()} bytes for ${SENT_BYTES} sent`,
+        );
+        ws.close({ closeCode: 1000 });
+        assert.equal((await ws.closed).closeCode, 1000);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+
+  test(
+    `ws client ⇄ our node:http server, permessage-deflate with ${name}: every byte echoed, compressed on the wire`,
+    { timeout: 30_000 },
+    async () => {
+      const sockets: Socket[] = [];
+      const server = createServer();
+      let serverError: unknown = null;
+      let agreed = "";
+      server.on(
+        "upgrade",
+        async (request: IncomingMessage, socket: Duplex, head: Uint8Array) => {
+          sockets.push(socket as Socket);
+          const ws = upgrade(request, socket as never, head, {
+            perMessageDeflate: { ...options, threshold: 0 },
+            maxMessageSize: 64 * 1024 * 1024,
+            fragmentSize: 300000,
+          });
+          try {
+            const { readable, writable, extensions } = await ws.opened;
+            agreed = extensions;
+            await readable.pipeTo(writable);
+          } catch (error) {
+            serverError = error;
+          }
+        },
+      );
+      await new Promise<void>((resolve) =>
+        server.listen(0, "127.0.0.1", resolve)
+      );
+      const { port } = server.address() as { port: number };
+      try {
+        const client = new WS(`ws://127.0.0.1:${port}/`, {
+          perMessageDeflate: { ...options, threshold: 0 },
+          maxPayload: 64 * 1024 * 1024,
+        });
+        const received: { data: Uint8Array; binary: boolean }[] = [];
+        let wake = () => {};
+        client.on("message", (data: Uint8Array, binary: boolean) => {
+          received.push({ data: new Uint8Array(data), binary });
+          wake();
+        });
+        await new Promise((resolve, reject) => {
+          client.once("open", resolve);
+          client.once("error", reject);
+        });
+        const next = async () => {
+          while (received.length === 0) {
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+          const { data, binary } = received.shift()!;
+          return binary ? data : new TextDecoder().decode(data);
+        };
+        // ws's client names the extensions only; our server says all.
+        assert.equal(client.extensions, "permessage-deflate");
+        assert.match(agreed, expectedExtension(options));
+        for (const [i, message] of MESSAGES.entries()) {
+          client.send(message, { binary: typeof message !== "string" });
+          assert.ok(
+            same(await next(), message),
+            `message ${i} came back changed`,
+          );
+        }
+        // ws fragments a message sent in parts: compressed frame by frame.
+        client.send("first part, ", { fin: false, binary: false });
+        client.send("second part", { fin: true, binary: false });
+        assert.equal(await next(), "first part, second part");
+        const read = sockets[0].bytesRead;
+        assert.ok(read < SENT_BYTES * 0.75, `we read ${read} bytes`);
+        const closed = new Promise<number>((resolve) =>
+          client.once("close", resolve)
+        );
+        client.close(1000);
+        assert.equal(await closed, 1000);
+        assert.equal(serverError, null);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
 }

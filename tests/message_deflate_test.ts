@@ -228,6 +228,17 @@ test("MessageDeflateStream drops the 00 00 ff ff tail, and leaves control frames
   assert.deepEqual(ping, frame(Opcode.Ping, "ping"));
 });
 
+test("MessageDeflateStream sends empty messages one after another that inflate (§7.2.3.6)", async () => {
+  // zlib writes no flush marker for a flush with nothing new: each empty
+  // message must still be a whole empty block once the tail is appended.
+  for (const level of [0, -1, 9]) {
+    const messages = ["", "", new Uint8Array(0), "after", ""];
+    const frames = await deflateFrames(messages, { threshold: 0, level });
+    assert.ok(frames.every((f) => f.rsv1 && f.payload.length > 0));
+    assert.deepEqual(await inflateMessages(frames), messages);
+  }
+});
+
 test("MessageDeflateStream keeps its context between messages unless told not to (§7.1.1)", async () => {
   // Letters without repeats of their own: only a context can shrink them.
   let x = 1;
