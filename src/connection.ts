@@ -10,7 +10,7 @@ import { deferred } from "./_deferred.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
 import { connectionLost, WebSocketError } from "./errors.ts";
-import type { Frame, Role } from "./frame.ts";
+import { DEFAULT_MAX_FRAME_SIZE, type Frame, type Role } from "./frame.ts";
 import { FrameDecoderStream } from "./frame_decoder_stream.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";
 import {
@@ -483,15 +483,28 @@ export class WebSocketConnection<S extends boolean = false> {
     const role = this.#role;
     const streaming = options.streaming === true;
     this.#transport = transport;
-    const deflate = deflateSettings(
-      transport.extensions ?? "",
-      role,
-      checkPerMessageDeflateOptions(options.perMessageDeflate) ?? {},
-    );
+    let deflate;
+    try {
+      deflate = deflateSettings(
+        transport.extensions ?? "",
+        role,
+        checkPerMessageDeflateOptions(options.perMessageDeflate) ?? {},
+      );
+    } catch (error) {
+      // An agreed extensions value that does not parse: nothing can be
+      // spoken over this transport.
+      transport.readable.cancel(error).catch(noop);
+      transport.writable.abort(error).catch(noop);
+      this.#openFailed(error);
+      return;
+    }
 
     const frameDecoder = new FrameDecoderStream({
       role,
-      maxFrameSize: options.maxFrameSize,
+      // Incompressible data grows a little when deflated: a peer's message
+      // of the largest size sent as one frame must still pass.
+      maxFrameSize: options.maxFrameSize ??
+        (deflate === null ? undefined : DEFAULT_MAX_FRAME_SIZE * 17 / 16),
       splitFrames: streaming,
       // RFC 7692 §6: RSV1 marks a compressed message.
       reservedBits: { rsv1: deflate !== null },

@@ -9,6 +9,7 @@ import zlib from "node:zlib";
 import fc from "fast-check";
 import { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/errors.ts";
+import { HandshakeError } from "../src/handshake.ts";
 import type { Frame, Role } from "../src/frame.ts";
 import { FrameDecoderStream } from "../src/frame_decoder_stream.ts";
 import { FrameEncoderStream } from "../src/frame_encoder_stream.ts";
@@ -410,6 +411,37 @@ test("WebSocketConnection with permessage-deflate closes with 1009 when a messag
     closed === null || closed instanceof WebSocketError,
     String(closed),
   );
+});
+
+test("WebSocketConnection with permessage-deflate takes a 16 MiB incompressible message as one slightly larger frame", async () => {
+  const { client, server } = connect("permessage-deflate", {
+    // Stored blocks: the frame is the message plus a few bytes per block.
+    perMessageDeflate: { level: 0 },
+    fragmentSize: Infinity,
+  });
+  const message = new Uint8Array(16 * 1024 * 1024);
+  for (let at = 0; at < message.length; at += 65536) {
+    crypto.getRandomValues(message.subarray(at, at + 65536));
+  }
+  const { writable } = await client.opened;
+  const { readable } = await server.opened;
+  const writing = writable.getWriter().write(message);
+  const received = (await readable.getReader().read()).value as Uint8Array;
+  await writing;
+  assert.equal(received.length, message.length);
+  assert.ok(received.every((b, i) => b === message[i]));
+  client.close();
+  await Promise.all([client.closed, server.closed]);
+});
+
+test("WebSocketConnection fails to open when the agreed permessage-deflate value is invalid", async () => {
+  const [a] = duplexPair();
+  const ws = new WebSocketConnection(
+    Promise.resolve({ ...a, extensions: "permessage-deflate; x_unknown" }),
+    { role: "client" },
+  );
+  await assert.rejects(ws.opened, HandshakeError);
+  await assert.rejects(ws.closed, HandshakeError);
 });
 
 // ---------------------------------------------------------------------------
