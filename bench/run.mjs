@@ -1,12 +1,13 @@
 // Runs the benchmarks on the installed runtimes (the dev dependencies).
 //
-//   node bench/run.mjs [frame|message|echo|all] [options...]
+//   node bench/run.mjs [frame|message|echo|deflate|all] [options...]
 //
 // frame (the default) and message run bench/<name>.ts on Node, Deno and Bun
 // in turn, one after another so they do not compete for CPUs; extra
 // arguments go to every run (`node bench/run.mjs message --quick`). echo
 // runs bench/echo.ts once under Node: it starts the servers on each runtime
-// itself (`node bench/run.mjs echo deno --quick`). all runs the three.
+// itself (`node bench/run.mjs echo deno --quick`); so does deflate, the
+// compressed echo against ws with perMessageDeflate. all runs the four.
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -15,7 +16,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) =>
   fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
-const BENCHMARKS = ["frame", "message", "echo"];
+const BENCHMARKS = ["frame", "message", "echo", "deflate"];
 
 let args = process.argv.slice(2);
 let selected = ["frame"];
@@ -56,7 +57,7 @@ function run(label, command, rest) {
 
 for (const benchmark of selected) {
   const file = `bench/${benchmark}.ts`;
-  if (benchmark === "echo") {
+  if (benchmark === "echo" || benchmark === "deflate") {
     // One orchestrator; it runs the servers on every runtime itself.
     run(`${benchmark} (orchestrated by Node)`, bin("node"), [file, ...args]);
     continue;
