@@ -2,8 +2,12 @@
 // parameter, every invalid offer and response.
 
 import assert from "node:assert/strict";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { test } from "node:test";
+import { upgrade } from "../src/adapters/node.ts";
+import { WebSocketStream } from "../src/client.ts";
 import {
+  acceptKeySync,
   acceptUpgrade,
   HandshakeError,
   parseExtensions,
@@ -360,4 +364,119 @@ test("deflateSettings gives each role its own direction", () => {
   );
   assert.equal(deflateSettings("", "server"), null);
   assert.equal(deflateSettings("x-permessage-deflate-ish", "client"), null);
+});
+
+// ---------------------------------------------------------------------------
+// The options on real sockets: the client's offer and its check of the
+// answer, the node adapter's hook.
+
+/** A raw TCP server that answers any handshake with `extensions`. */
+async function answering(
+  extensions: string,
+): Promise<{ url: string; offers: string[]; close(): Promise<void> }> {
+  const offers: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    let head = "";
+    socket.on("data", (chunk) => {
+      head += chunk.toString("latin1");
+      if (!head.includes("\r\n\r\n")) return;
+      const key = /sec-websocket-key: *(\S+)/i.exec(head)![1];
+      offers.push(/sec-websocket-extensions: *([^\r]*)/i.exec(head)?.[1] ?? "");
+      socket.write(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+          `Connection: Upgrade\r\nSec-WebSocket-Accept: ${
+            acceptKeySync(key)
+          }\r\n` +
+          `Sec-WebSocket-Extensions: ${extensions}\r\n\r\n`,
+      );
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    offers,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test("WebSocketStream offers permessage-deflate only when asked, and fails on an invalid answer", async () => {
+  for (
+    const [answer, options, agreed] of [
+      ["permessage-deflate; server_max_window_bits=10", {
+        serverMaxWindowBits: 12,
+      }, true],
+      ["permessage-deflate; client_max_window_bits=16", {}, false],
+      ["permessage-deflate; server_max_window_bits=13", {
+        serverMaxWindowBits: 12,
+      }, false],
+      ["permessage-deflate; mux", {}, false],
+    ] as const
+  ) {
+    const server = await answering(answer);
+    try {
+      const ws = new WebSocketStream(server.url, {
+        perMessageDeflate: options,
+      });
+      if (agreed) {
+        assert.equal((await ws.opened).extensions, answer);
+        ws.close();
+        await ws.closed.catch(() => {});
+      } else {
+        await assert.rejects(
+          ws.opened,
+          (error) =>
+            error instanceof HandshakeError &&
+            error.code === "invalid_extensions",
+          answer,
+        );
+      }
+      assert.equal(server.offers[0], offerPerMessageDeflate(options));
+    } finally {
+      await server.close();
+    }
+  }
+  // Without the option, nothing is offered, and an answer naming it fails.
+  const server = await answering("permessage-deflate");
+  try {
+    const ws = new WebSocketStream(server.url);
+    await assert.rejects(
+      ws.opened,
+      (error) =>
+        error instanceof HandshakeError &&
+        error.code === "unexpected_extension",
+    );
+    assert.equal(server.offers[0], "");
+  } finally {
+    await server.close();
+  }
+});
+
+test("upgrade refuses perMessageDeflate together with an extensions hook", () => {
+  assert.throws(
+    () =>
+      upgrade(
+        { method: "GET", httpVersion: "1.1", rawHeaders: [] },
+        {} as never,
+        new Uint8Array(),
+        { perMessageDeflate: true, extensions: () => undefined },
+      ),
+    TypeError,
+  );
+  assert.throws(
+    () =>
+      upgrade(
+        { method: "GET", httpVersion: "1.1", rawHeaders: [] },
+        {} as never,
+        new Uint8Array(),
+        { perMessageDeflate: { serverMaxWindowBits: 16 } },
+      ),
+    RangeError,
+  );
 });
