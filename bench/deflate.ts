@@ -5,7 +5,10 @@
 // - throughput: a load generator (its own Node process: ws's client with
 //   perMessageDeflate, the same for both servers) keeps `inflight`
 //   compressible text messages in flight on each of `conns` connections for
-//   a fixed time, and counts the echoes;
+//   a fixed time, and counts the echoes. It sends one pre-compressed frame
+//   again and again (it asks for client_no_context_takeover, so that is
+//   valid) and inflates the echoes, which the servers compress with
+//   context takeover;
 // - memory per connection: 1,000 connections, each having sent and got
 //   back one compressed message (so both ends hold their zlib contexts),
 //   then idle; the server's resident set (/proc/PID/status VmRSS) before
@@ -15,8 +18,8 @@
 //     [--sizes=4096,65536] [--conns=16] [--inflight=4] [--idle=1000]
 //     [--duration=ms] [--warmup=ms]
 //
-// The generator compresses and decompresses too, so it can be the limit:
-// its CPU use is printed (near 1.00: the generator, not the server, set
+// The generator inflates the echoes, so it can be the limit: its CPU use is
+// printed (near 1.00: the generator, not the server, set
 // the pace, and the ratio understates the difference). The servers and the
 // generator are pinned to different cores when taskset exists.
 //
@@ -31,6 +34,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
 import { listed, option } from "./_args.ts";
 import { load, machine } from "./_env.ts";
 import { bytes, si, table } from "./_timing.ts";
@@ -117,16 +121,44 @@ function wsServer(): void {
   });
 }
 
-function open(url: string): Promise<WsClient> {
+function open(
+  url: string,
+  perMessageDeflate: Record<string, unknown> = {},
+): Promise<WsClient> {
   const { WebSocket } = requireWs();
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, {
-      perMessageDeflate: true,
-      maxPayload: LIMIT,
-    });
+    const ws = new WebSocket(url, { perMessageDeflate, maxPayload: LIMIT });
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);
   });
+}
+
+// One compressed, masked text frame, built once and sent again and again:
+// with client_no_context_takeover agreed, every message is compressed on
+// its own, so the same bytes are a valid message every time, and the
+// generator spends nothing on compressing (it still inflates the echoes).
+function compressedFrame(message: string): Uint8Array {
+  const deflated = zlib.deflateRawSync(new TextEncoder().encode(message), {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
+  const payload = deflated.subarray(0, deflated.length - 4);
+  const n = payload.length;
+  const extra = n < 126 ? 0 : n < 0x10000 ? 2 : 8;
+  const frame = new Uint8Array(2 + extra + 4 + n);
+  const view = new DataView(frame.buffer);
+  frame[0] = 0xc1; // FIN, RSV1, text
+  if (extra === 0) frame[1] = 0x80 | n;
+  else if (extra === 2) {
+    frame[1] = 0x80 | 126;
+    view.setUint16(2, n);
+  } else {
+    frame[1] = 0x80 | 127;
+    view.setUint32(6, n);
+  }
+  const key = [0x37, 0xfa, 0x21, 0x3d];
+  frame.set(key, 2 + extra);
+  for (let i = 0; i < n; i++) frame[6 + extra + i] = payload[i] ^ key[i & 3];
+  return frame;
 }
 
 async function loadGenerator(): Promise<void> {
@@ -134,6 +166,7 @@ async function loadGenerator(): Promise<void> {
   const conns = option("conns", 16);
   const inflight = option("inflight", 4);
   const message = text(option("size", 4096));
+  const frame = compressedFrame(message);
   const warmup = option("warmup", 500);
   const duration = option("duration", 2000);
   setTimeout(() => {
@@ -145,14 +178,20 @@ async function loadGenerator(): Promise<void> {
   let count = 0;
   let errors = 0;
   const sockets: WsClient[] = [];
-  for (let i = 0; i < conns; i++) sockets.push(await open(url));
+  for (let i = 0; i < conns; i++) {
+    sockets.push(await open(url, { clientNoContextTakeover: true }));
+  }
   for (const ws of sockets) {
+    // Past ws's sender, straight to its socket (ws 8 keeps it in _socket).
+    const socket = (ws as unknown as {
+      _socket: { write(data: Uint8Array): void };
+    })._socket;
     ws.on("message", (data: Uint8Array) => {
       if (data.length !== message.length) errors++;
       if (measuring) count++;
-      if (!done) ws.send(message);
+      if (!done) socket.write(frame);
     });
-    for (let i = 0; i < inflight; i++) ws.send(message);
+    for (let i = 0; i < inflight; i++) socket.write(frame);
   }
   await new Promise((resolve) => setTimeout(resolve, warmup));
   measuring = true;

@@ -3,8 +3,9 @@
 // the stream, so it cannot keep a context between messages; zlib's
 // Z_SYNC_FLUSH can (RFC 7692 §7.2.1).
 //
-// Each zlib stream is created on first use and, without context takeover,
-// closed after each message: an idle connection holds no zlib memory.
+// Each zlib stream is created on first use, so a connection that has not
+// sent or received a compressed message holds no zlib memory; without
+// context takeover it is reset after each message, as ws does.
 
 import { Buffer } from "node:buffer";
 import zlib from "node:zlib";
@@ -87,7 +88,13 @@ class Codec {
     });
   }
 
-  // Drops the stream: the next run starts with an empty context.
+  // Empties the stream's context (a message with no context takeover has
+  // ended): cheaper than a new stream, which costs a zlib allocation.
+  reset(): void {
+    this.#zlib?.reset();
+  }
+
+  // Drops the stream, and its memory.
   close(): void {
     const stream = this.#zlib;
     if (stream === null) return;
@@ -157,7 +164,7 @@ export class Deflater {
       // would read as the start of a stored block once it appends the
       // tail. A lone 00 (§7.2.3.6) is an empty block that reads right.
       else if (out.length === 0) out = EMPTY_BLOCK;
-      if (this.#noContextTakeover) this.#codec.close();
+      if (this.#noContextTakeover) this.#codec.reset();
     }
     return out;
   }
@@ -200,7 +207,7 @@ export class Inflater {
         : [data, TAIL],
       onData,
     );
-    if (last && this.#noContextTakeover) this.#codec.close();
+    if (last && this.#noContextTakeover) this.#codec.reset();
   }
 
   /** Frees zlib's memory. */
