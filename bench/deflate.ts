@@ -12,7 +12,8 @@
 // - memory per connection: 1,000 connections, each having sent and got
 //   back one compressed message (so both ends hold their zlib contexts),
 //   then idle; the server's resident set (/proc/PID/status VmRSS) before
-//   and after, divided by 1,000.
+//   and after, divided by 1,000. The same without compression offered
+//   shows how much of it is the connection itself.
 //
 //   node bench/deflate.ts [node|deno|bun|all ...] [--quick]
 //     [--sizes=4096,65536] [--conns=16] [--inflight=4] [--idle=1000]
@@ -123,7 +124,7 @@ function wsServer(): void {
 
 function open(
   url: string,
-  perMessageDeflate: Record<string, unknown> = {},
+  perMessageDeflate: Record<string, unknown> | false = {},
 ): Promise<WsClient> {
   const { WebSocket } = requireWs();
   return new Promise((resolve, reject) => {
@@ -214,13 +215,15 @@ async function loadGenerator(): Promise<void> {
 async function idleConnections(): Promise<void> {
   const url = `ws://127.0.0.1:${option("port", 0)}/`;
   const conns = option("conns", 1000);
+  const plain = process.argv.includes("--plain");
   const message = text(2048);
   const sockets: WsClient[] = [];
-  // 50 handshakes at a time, each with one compressed round trip.
+  // 50 handshakes at a time, each with one round trip (compressed unless
+  // --plain: then no compression is offered).
   for (let i = 0; i < conns; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, conns - i) }, async () => {
-        const ws = await open(url);
+        const ws = await open(url, plain ? false : {});
         const echoed = new Promise((resolve) => ws.once("message", resolve));
         ws.send(message);
         await echoed;
@@ -375,26 +378,41 @@ async function main(): Promise<void> {
           ]);
           results[`${name} ${size}`] = result;
         }
-        const before = rss(server.child.pid!);
-        const idler = await start(
-          pinned("0", [
-            bin("node"),
-            fileURLToPath(import.meta.url),
-            "idle",
-            "--port",
-            port,
-            "--conns",
-            String(idle),
-          ]),
-          /^IDLE (\d+)$/m,
-        );
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        const after = rss(server.child.pid!);
-        results[`${name} idle`] = { perConn: (after - before) / idle };
-        idler.child.stdin!.end();
-        await stop(idler.child);
       } finally {
         await stop(server.child);
+      }
+      // A fresh server for each count, so no memory freed by one is reused
+      // by the next.
+      for (const plain of [true, false]) {
+        const server = await start(
+          pinned("1", [...command, "--port", "0"]),
+          /listening on ws:\/\/[\d.]+:(\d+)/,
+        );
+        try {
+          const before = rss(server.child.pid!);
+          const idler = await start(
+            pinned("0", [
+              bin("node"),
+              fileURLToPath(import.meta.url),
+              "idle",
+              "--port",
+              server.match[1],
+              "--conns",
+              String(idle),
+              ...(plain ? ["--plain"] : []),
+            ]),
+            /^IDLE (\d+)$/m,
+          );
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const after = rss(server.child.pid!);
+          results[`${name} idle${plain ? " plain" : ""}`] = {
+            perConn: (after - before) / idle,
+          };
+          idler.child.stdin!.end();
+          await stop(idler.child);
+        } finally {
+          await stop(server.child);
+        }
       }
     }
     for (const size of sizes) {
@@ -410,14 +428,19 @@ async function main(): Promise<void> {
         rows.push(["  wrong echoes", String(ours.errors), String(ws.errors)]);
       }
     }
-    const oursIdle = results["ours idle"].perConn;
-    const wsIdle = results["ws idle"].perConn;
-    rows.push([
-      `memory per idle connection (${idle})`,
-      kib(oursIdle),
-      kib(wsIdle),
-      (oursIdle / wsIdle).toFixed(2),
-    ]);
+    for (const plain of [false, true]) {
+      const key = plain ? " plain" : "";
+      const oursIdle = results[`ours idle${key}`].perConn;
+      const wsIdle = results[`ws idle${key}`].perConn;
+      rows.push([
+        `memory per idle connection (${idle}${
+          plain ? ", no compression offered" : ""
+        })`,
+        kib(oursIdle),
+        kib(wsIdle),
+        (oursIdle / wsIdle).toFixed(2),
+      ]);
+    }
     table(["case", "ours", "ws", "ours / ws"], rows);
   }
   console.log(`\n${await load("after the run")}`);
