@@ -100,7 +100,10 @@ export interface WebSocketConnectionOptions<S extends boolean = false> {
    * Compress messages with permessage-deflate (RFC 7692), if the peer
    * agrees: a client offers it, a server accepts an offer of it. The
    * connection compresses whenever the handshake agreed on it; these
-   * options also set the threshold and zlib's level and memory.
+   * options also set the threshold and zlib's level and memory. Then
+   * `maxMessageSize` counts inflated bytes as they are inflated, and
+   * `maxFrameSize` defaults to 17 MiB: a peer's largest message, if it does
+   * not compress, comes as a slightly larger frame.
    *
    * @default {false}
    */
