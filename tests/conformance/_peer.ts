@@ -21,6 +21,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer as createHttpServer } from "node:http";
 import net from "node:net";
+import { constants, inflateRawSync } from "node:zlib";
 import { type NodeUpgradeOptions, upgrade } from "../../src/adapters/node.ts";
 import { WebSocketStream } from "../../src/client.ts";
 import type {
@@ -28,6 +29,7 @@ import type {
   WebSocketConnection,
 } from "../../src/connection.ts";
 import { WebSocketError } from "../../src/errors.ts";
+import type { PerMessageDeflateOptions } from "../../src/permessage_deflate.ts";
 
 /** Which of our endpoints a case drives. */
 export type Role = "server" | "client";
@@ -282,9 +284,15 @@ class Reader {
   #buffer = new Uint8Array(1 << 16);
   #start = 0;
   #end = 0;
-  #message: { opcode: number; parts: Uint8Array[] } | null = null;
+  #message:
+    | { opcode: number; parts: Uint8Array[]; compressed: boolean }
+    | null = null;
   #closed = false;
   readonly #expectMasked: boolean;
+  /** permessage-deflate agreed, with no context takeover on our side. */
+  deflate = false;
+  /** How many messages our endpoint sent compressed. */
+  compressed = 0;
 
   constructor(expectMasked: boolean) {
     this.#expectMasked = expectMasked;
@@ -358,7 +366,11 @@ class Reader {
     if (masked !== this.#expectMasked) {
       this.#violation(masked ? "masked frame" : "unmasked frame");
     }
-    if (b0 & 0x70) this.#violation("RSV bits set with no extension");
+    // RFC 7692 §6: RSV1 marks the first frame of a compressed message.
+    const rsv1 = this.deflate && opcode !== OP.cont && opcode < 0x8;
+    if (b0 & (rsv1 ? 0x30 : 0x70)) {
+      this.#violation("RSV bits set with no extension");
+    }
     if (opcode >= 0x8) {
       if (!fin) this.#violation("fragmented control frame");
       if (payload.length > 125) this.#violation("control frame over 125 B");
@@ -377,7 +389,11 @@ class Reader {
         if (this.#message !== null) {
           this.#violation("new message inside a fragmented one");
         }
-        this.#message = { opcode, parts: [payload] };
+        this.#message = {
+          opcode,
+          parts: [payload],
+          compressed: (b0 & 0x40) !== 0,
+        };
         if (fin) this.#finishMessage();
         return;
       case OP.ping:
@@ -396,9 +412,23 @@ class Reader {
   }
 
   #finishMessage(): void {
-    const { opcode, parts } = this.#message!;
+    const { opcode, parts, compressed } = this.#message!;
     this.#message = null;
-    const whole = Buffer.concat(parts);
+    let whole = Buffer.concat(parts);
+    if (compressed) {
+      // RFC 7692 §7.2.2: append 00 00 ff ff and inflate. Our endpoint was
+      // asked for no context takeover, so each message stands alone.
+      this.compressed++;
+      try {
+        whole = inflateRawSync(
+          Buffer.concat([whole, Buffer.from([0x00, 0x00, 0xff, 0xff])]),
+          { finishFlush: constants.Z_SYNC_FLUSH },
+        );
+      } catch {
+        this.#violation("a compressed message that does not inflate");
+        return;
+      }
+    }
     if (opcode === OP.binary) {
       this.log.push(B(whole));
       return;
@@ -443,6 +473,11 @@ export class Peer {
   readonly socket: net.Socket;
   readonly reader: Reader;
   readonly #mask: boolean;
+  /**
+   * Sec-WebSocket-Extensions from our endpoint: as a server, its
+   * response; as a client, its offer.
+   */
+  extensions: string | null = null;
   #ended = false;
   #closeSent = false;
   #closeAnswered = false;
@@ -604,6 +639,18 @@ export interface EndpointOptions {
   maxMessageSize?: number;
   fragmentSize?: number;
   streaming?: boolean;
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * The Sec-WebSocket-Extensions the peer sends: as a client, its offer;
+   * as a server, its response (which our client must accept or fail on).
+   */
+  extensions?: string;
+}
+
+// Our endpoint's options, without the peer's.
+function endpointOptions(options: EndpointOptions) {
+  const { extensions: _, ...rest } = options;
+  return rest;
 }
 
 /** One connection between the peer and our endpoint. */
@@ -694,7 +741,7 @@ async function serverSession(options: EndpointOptions): Promise<Session> {
         maxFrameSize: ECHO_LIMIT,
         maxMessageSize: ECHO_LIMIT,
         fragmentSize: ECHO_LIMIT,
-        ...options,
+        ...endpointOptions(options),
       };
       ours = upgrade(request, socket as never, head, upgradeOptions);
       echo(ours).catch(() => {});
@@ -704,26 +751,41 @@ async function serverSession(options: EndpointOptions): Promise<Session> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as net.AddressInfo;
   const socket = net.connect({ host: "127.0.0.1", port });
+  const heading = readHead(socket);
+  heading.catch(() => {});
   const key = randomBytes(16).toString("base64");
   socket.write(
     `GET /echo HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
       `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n` +
-      `Sec-WebSocket-Version: 13\r\n\r\n`,
+      `Sec-WebSocket-Version: 13\r\n` +
+      (options.extensions === undefined
+        ? ""
+        : `Sec-WebSocket-Extensions: ${options.extensions}\r\n`) +
+      "\r\n",
   );
-  const { head, rest } = await readHead(socket);
-  assert.match(head, /^HTTP\/1\.1 101 /);
-  assert.equal(headerOf(head, "sec-websocket-accept"), acceptFor(key));
-  await upgraded;
+  const dispose = async () => {
+    socket.destroy();
+    server.closeAllConnections?.();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  try {
+    const { head } = await heading;
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    assert.equal(headerOf(head, "sec-websocket-accept"), acceptFor(key));
+    await upgraded;
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  const { head, rest } = await heading;
   const peer = new Peer(socket, "server", rest);
+  peer.extensions = headerOf(head, "sec-websocket-extensions");
+  peer.reader.deflate = peer.extensions !== null;
   socket.resume();
   return {
     peer,
     ours,
-    dispose: async () => {
-      socket.destroy();
-      server.closeAllConnections?.();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    dispose,
   };
 }
 
@@ -734,13 +796,20 @@ async function clientSession(options: EndpointOptions): Promise<Session> {
     server.once("connection", (socket) => {
       readHead(socket).then(({ head, rest }) => {
         const key = headerOf(head, "sec-websocket-key") ?? "";
+        const extensions = options.extensions;
         socket.write(
           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
             `Connection: Upgrade\r\nSec-WebSocket-Accept: ${
               acceptFor(key)
-            }\r\n\r\n`,
+            }\r\n` +
+            (extensions === undefined
+              ? ""
+              : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
+            "\r\n",
         );
         const peer = new Peer(socket, "client", rest);
+        peer.extensions = headerOf(head, "sec-websocket-extensions");
+        peer.reader.deflate = extensions !== undefined;
         socket.resume();
         resolve(peer);
       }, reject);
@@ -752,10 +821,18 @@ async function clientSession(options: EndpointOptions): Promise<Session> {
     maxFrameSize: ECHO_LIMIT,
     maxMessageSize: ECHO_LIMIT,
     fragmentSize: ECHO_LIMIT,
-    ...options,
+    ...endpointOptions(options),
   });
   const peer = await accepted;
-  await ours.opened;
+  try {
+    await ours.opened;
+  } catch (cause) {
+    // The client failed the handshake: it must close the TCP connection.
+    const closedTcp = await peer.until(() => peer.ended, 5000);
+    peer.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw new OpenFailed(cause, closedTcp);
+  }
   echo(ours).catch(() => {});
   return {
     peer,
@@ -765,6 +842,16 @@ async function clientSession(options: EndpointOptions): Promise<Session> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Our client refused the handshake (`opened` rejected with `cause`). */
+export class OpenFailed extends Error {
+  /** Whether it closed the TCP connection afterwards. */
+  readonly closedTcp: boolean;
+  constructor(cause: unknown, closedTcp: boolean) {
+    super(`opened rejected: ${cause}`, { cause });
+    this.closedTcp = closedTcp;
+  }
 }
 
 /** Opens a connection between the peer and our endpoint in `role`. */
