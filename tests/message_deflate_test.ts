@@ -532,3 +532,54 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
     { numRuns: 100 },
   );
 });
+
+test("property: arbitrary frames, compressed or not, end in messages or a WebSocketError, never another error", async () => {
+  const arbitraryFrame = fc.record({
+    fin: fc.boolean(),
+    rsv1: fc.boolean(),
+    opcode: fc.constantFrom<Opcode>(
+      Opcode.Continuation,
+      Opcode.Text,
+      Opcode.Binary,
+      Opcode.Ping,
+    ),
+    payload: fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      // Valid compressed data now and then.
+      fc.string({ maxLength: 200 }).map((s) =>
+        zlib.deflateRawSync(utf8.encode(s), {
+          finishFlush: zlib.constants.Z_SYNC_FLUSH,
+        }).subarray(0, -4)
+      ),
+    ),
+  }).map((f) => ({
+    ...f,
+    rsv2: false,
+    rsv3: false,
+    fin: f.fin || !!(f.opcode & 0x8),
+  }));
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(arbitraryFrame, { maxLength: 8 }),
+      fc.boolean(),
+      async (frames, streaming) => {
+        const decoded = streamOf(frames as Frame[])
+          .pipeThrough(new MessageInflateStream())
+          .pipeThrough(new MessageDecoderStream({ streaming }));
+        try {
+          for await (const item of decoded) {
+            if (streaming) {
+              await (item as unknown as IncomingMessage).bytes();
+            }
+          }
+        } catch (error) {
+          assert.ok(
+            error instanceof WebSocketError,
+            `not a WebSocketError: ${String(error)}`,
+          );
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
