@@ -91,6 +91,45 @@ export function pattern(length: number, seed = 1): Uint8Array {
   return out;
 }
 
+// Table 3-7 of the Unicode Standard, well-formed UTF-8 byte sequences: the
+// range the second byte must fall in after each lead byte.
+function secondRange(lead: number): [number, number] {
+  if (lead === 0xe0) return [0xa0, 0xbf];
+  if (lead === 0xed) return [0x80, 0x9f];
+  if (lead === 0xf0) return [0x90, 0xbf];
+  if (lead === 0xf4) return [0x80, 0x8f];
+  return [0x80, 0xbf];
+}
+
+/**
+ * The index of the byte at which `bytes` stops being a prefix of valid
+ * UTF-8; `bytes.length` if it is a valid prefix cut short; -1 if valid.
+ */
+export function firstBad(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i];
+    const need = lead < 0x80
+      ? 0
+      : lead >= 0xc2 && lead <= 0xdf
+      ? 1
+      : lead >= 0xe0 && lead <= 0xef
+      ? 2
+      : lead >= 0xf0 && lead <= 0xf4
+      ? 3
+      : -1;
+    if (need < 0) return i;
+    for (let k = 1; k <= need; k++) {
+      if (i + k >= bytes.length) return bytes.length;
+      const [low, high] = k === 1 ? secondRange(lead) : [0x80, 0xbf];
+      const b = bytes[i + k];
+      if (b < low || b > high) return i + k;
+    }
+    i += need + 1;
+  }
+  return -1;
+}
+
 export function hex(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");
   const out = new Uint8Array(clean.length / 2);
@@ -279,7 +318,7 @@ function closeEntry(code: number | null): string {
  * Reads frames from our endpoint, checking each against the RFC; anything
  * wrong goes into the log as a "violation", so it fails the comparison.
  */
-class Reader {
+export class Reader {
   readonly log: string[] = [];
   #buffer = new Uint8Array(1 << 16);
   #start = 0;

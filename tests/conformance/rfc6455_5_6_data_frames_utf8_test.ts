@@ -12,51 +12,13 @@ import {
   binary,
   type Case,
   cont,
+  firstBad,
   hex,
   register,
   T,
   text,
   type WireFrame,
 } from "./_peer.ts";
-
-// Table 3-7 of the Unicode Standard, well-formed UTF-8 byte sequences: the
-// range the second byte must fall in after each lead byte.
-function secondRange(lead: number): [number, number] {
-  if (lead === 0xe0) return [0xa0, 0xbf];
-  if (lead === 0xed) return [0x80, 0x9f];
-  if (lead === 0xf0) return [0x90, 0xbf];
-  if (lead === 0xf4) return [0x80, 0x8f];
-  return [0x80, 0xbf];
-}
-
-/**
- * The index of the byte at which `bytes` stops being a prefix of valid
- * UTF-8; `bytes.length` if it is a valid prefix cut short; -1 if valid.
- */
-function firstBad(bytes: Uint8Array): number {
-  let i = 0;
-  while (i < bytes.length) {
-    const lead = bytes[i];
-    const need = lead < 0x80
-      ? 0
-      : lead >= 0xc2 && lead <= 0xdf
-      ? 1
-      : lead >= 0xe0 && lead <= 0xef
-      ? 2
-      : lead >= 0xf0 && lead <= 0xf4
-      ? 3
-      : -1;
-    if (need < 0) return i;
-    for (let k = 1; k <= need; k++) {
-      if (i + k >= bytes.length) return bytes.length;
-      const [low, high] = k === 1 ? secondRange(lead) : [0x80, 0xbf];
-      const b = bytes[i + k];
-      if (b < low || b > high) return i + k;
-    }
-    i += need + 1;
-  }
-  return -1;
-}
 
 const KOSME = "ce ba e1 bd b9 cf 83 ce bc ce b5"; // κόσμε
 
