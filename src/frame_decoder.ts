@@ -17,11 +17,23 @@ import { isKnownOpcode, Opcode } from "./opcode.ts";
 
 /** Reserved bits a negotiated extension has given a meaning to. */
 export interface ReservedBits {
-  /** @default {false} */
+  /**
+   * Whether frames may have RSV1 set.
+   *
+   * @default {false}
+   */
   rsv1?: boolean;
-  /** @default {false} */
+  /**
+   * Whether frames may have RSV2 set.
+   *
+   * @default {false}
+   */
   rsv2?: boolean;
-  /** @default {false} */
+  /**
+   * Whether frames may have RSV3 set.
+   *
+   * @default {false}
+   */
   rsv3?: boolean;
 }
 

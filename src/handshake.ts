@@ -435,6 +435,7 @@ export interface AcceptUpgradeOptions<
 export interface UpgradeAccepted<
   A extends ExtensionAgreement = ExtensionAgreement,
 > {
+  /** Always true: the handshake was accepted. */
   ok: true;
   /** 101 Switching Protocols. */
   status: 101;
@@ -460,6 +461,7 @@ export interface UpgradeAccepted<
  * the `accept` hook gave one.
  */
 export interface UpgradeRefused {
+  /** Always false: the handshake was refused. */
   ok: false;
   /** The stable identifier of what was wrong. */
   code: HandshakeErrorCode;
