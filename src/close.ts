@@ -17,7 +17,21 @@ export interface CloseInfo {
 
 const utf8 = new TextEncoder();
 
-/** The most bytes a reason can take: 125 less the 2-byte code. */
+/**
+ * The most bytes a reason can take: 125 less the 2-byte code.
+ *
+ * @example Reasons are measured in UTF-8 bytes, not characters
+ * ```ts
+ * import { encodeClose, MAX_REASON_BYTES } from "./close.ts";
+ * import assert from "node:assert/strict";
+ *
+ * encodeClose({ closeCode: 1000, reason: "é".repeat(MAX_REASON_BYTES / 2) }); // 122 bytes
+ * assert.throws(
+ *   () => encodeClose({ closeCode: 1000, reason: "é".repeat(62) }), // 124 bytes
+ *   RangeError,
+ * );
+ * ```
+ */
 export const MAX_REASON_BYTES = 123;
 
 /**
@@ -25,6 +39,15 @@ export const MAX_REASON_BYTES = 123;
  * and 3000–4999. 1004 is reserved; 1005, 1006 and 1015 only report what
  * happened locally and "MUST NOT be set as a status code in a Close control
  * frame"; the rest of 1000–2999 is for future revisions of the protocol.
+ *
+ * @example Codes a Close frame may carry
+ * ```ts
+ * import { isValidCloseCode } from "./close.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isValidCloseCode(1000) && isValidCloseCode(1011) && isValidCloseCode(4000));
+ * assert.ok(!isValidCloseCode(1005) && !isValidCloseCode(1006) && !isValidCloseCode(2000));
+ * ```
  */
 export function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
@@ -35,6 +58,17 @@ export function isValidCloseCode(code: number): boolean {
  * Whether an application may close with `code`: 1000 or 3000–4999, as in
  * the WHATWG WebSocket API. The protocol's own codes are the library's to
  * send.
+ *
+ * @example What `close()` accepts
+ * ```ts
+ * import { isApplicationCloseCode } from "./close.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isApplicationCloseCode(1000));
+ * assert.ok(isApplicationCloseCode(4013));
+ * // 1008 is valid on the wire, but the library sends it, not the application.
+ * assert.ok(!isApplicationCloseCode(1008));
+ * ```
  */
 export function isApplicationCloseCode(code: number): boolean {
   return code === 1000 || (code >= 3000 && code <= 4999);

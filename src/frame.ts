@@ -33,8 +33,38 @@ export interface Frame {
  */
 export type Role = "client" | "server";
 
-/** Control frames carry at most this many payload bytes (§5.5). */
+/**
+ * Control frames carry at most this many payload bytes (§5.5).
+ *
+ * @example A longer ping is refused before it is sent
+ * ```ts
+ * import { encodeFrame, MAX_CONTROL_PAYLOAD, Opcode } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const ping = (size: number) => ({
+ *   fin: true, rsv1: false, rsv2: false, rsv3: false,
+ *   opcode: Opcode.Ping, payload: new Uint8Array(size),
+ * });
+ * assert.equal(encodeFrame(ping(MAX_CONTROL_PAYLOAD), { role: "server" }).length, 127);
+ * assert.throws(() => encodeFrame(ping(MAX_CONTROL_PAYLOAD + 1), { role: "server" }), RangeError);
+ * ```
+ */
 export const MAX_CONTROL_PAYLOAD = 125;
 
-/** The default limit on a single frame's payload: 16 MiB. */
+/**
+ * The default limit on a single frame's payload: 16 MiB.
+ *
+ * @example Raising it for one decoder
+ * ```ts
+ * import { DEFAULT_MAX_FRAME_SIZE, FrameDecoderStream } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_MAX_FRAME_SIZE, 16 * 1024 * 1024);
+ * const decoder = new FrameDecoderStream({
+ *   role: "server",
+ *   maxFrameSize: 4 * DEFAULT_MAX_FRAME_SIZE,
+ * });
+ * assert.ok(decoder.readable instanceof ReadableStream);
+ * ```
+ */
 export const DEFAULT_MAX_FRAME_SIZE: number = 16 * 1024 * 1024;

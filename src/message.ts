@@ -47,8 +47,35 @@ export interface OutgoingMessage {
 /**
  * The default limit on a whole message's size: 16 MiB, like the frame limit.
  * Streaming mode has no default limit: it never holds a whole message.
+ *
+ * @example A smaller limit for a chat
+ * ```ts
+ * import { DEFAULT_MAX_MESSAGE_SIZE, MessageDecoderStream } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_MAX_MESSAGE_SIZE, 16 * 1024 * 1024);
+ * const decoder = new MessageDecoderStream({ maxMessageSize: 16 * 1024 });
+ * assert.ok(decoder.writable instanceof WritableStream);
+ * ```
  */
 export const DEFAULT_MAX_MESSAGE_SIZE: number = 16 * 1024 * 1024;
 
-/** The default size at which outgoing messages are split into fragments: 1 MiB. */
+/**
+ * The default size at which outgoing messages are split into fragments: 1 MiB.
+ *
+ * @example A message one byte over the size goes out as two frames
+ * ```ts
+ * import { DEFAULT_FRAGMENT_SIZE, MessageEncoderStream } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const frames = await Array.fromAsync(
+ *   ReadableStream.from([new Uint8Array(DEFAULT_FRAGMENT_SIZE + 1)])
+ *     .pipeThrough(new MessageEncoderStream()),
+ * );
+ * assert.deepEqual(frames.map((f) => [f.fin, f.payload.length]), [
+ *   [false, DEFAULT_FRAGMENT_SIZE],
+ *   [true, 1],
+ * ]);
+ * ```
+ */
 export const DEFAULT_FRAGMENT_SIZE: number = 1024 * 1024;
