@@ -76,6 +76,42 @@ export interface NodeUpgradeOptions<S extends boolean = false>
  * refusal, and returns the connection. With `perMessageDeflate`, it accepts
  * the first permessage-deflate offer it can (RFC 7692). A refused handshake rejects `opened`
  * and `closed` with a {@linkcode HandshakeError} after the refusal is sent.
+ *
+ * @example A subprotocol, and an `accept` hook that wants a token
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { upgrade } from "./node.ts";
+ * import { WebSocketStream } from "../client.ts";
+ * import { HandshakeError } from "../handshake.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = createServer();
+ * server.on("upgrade", (request, socket, head) => {
+ *   const ws = upgrade(request, socket, head, {
+ *     protocols: ["chat.v1"],
+ *     accept: (request) =>
+ *       request.headers.get("authorization") === "Bearer secret" ||
+ *       new Response("a token, please", { status: 401 }),
+ *   });
+ *   ws.opened.then(({ readable, writable }) => readable.pipeTo(writable))
+ *     .catch(() => {}); // refused: the client got the 401
+ * });
+ * await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+ * const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}`;
+ *
+ * const stranger = new WebSocketStream(url, { protocols: ["chat.v1"] });
+ * stranger.closed.catch(() => {});
+ * await assert.rejects(stranger.opened, HandshakeError);
+ *
+ * const friend = new WebSocketStream(url, {
+ *   protocols: ["chat.v1"],
+ *   headers: { authorization: "Bearer secret" },
+ * });
+ * assert.equal((await friend.opened).protocol, "chat.v1");
+ * friend.close({ closeCode: 1000 });
+ * await friend.closed;
+ * server.close();
+ * ```
  */
 export function upgrade<S extends boolean = false>(
   request: NodeRequest,
