@@ -321,7 +321,10 @@ export class ChatHub {
         continue;
       }
       member.awaitingPong = true;
-      member.socket.ping().then(() => (member.awaitingPong = false), noop);
+      // A rejection is no verdict: the connection is closing anyway, or
+      // cannot ping (Deno.serve's sockets; Deno pings for itself there).
+      const answered = () => void (member.awaitingPong = false);
+      member.socket.ping().then(answered, answered);
     }
   }
 }
