@@ -90,6 +90,17 @@ export interface WebSocketConnectionOptions<S extends boolean = false> {
    */
   fragmentSize?: number;
   /**
+   * The most bytes of messages that may wait in `writable`'s queue, behind
+   * the one being sent, while the transport is full. An application that
+   * writes without waiting for `write()` to resolve, to a peer that does
+   * not read, reaches it, and the connection is dropped (1006) instead of
+   * buffering without end. Strings count one byte per UTF-16 code unit,
+   * streamed messages nothing. Infinity turns it off.
+   *
+   * @default {16777216} (16 MiB)
+   */
+  maxSendQueue?: number;
+  /**
    * Deliver each message as an {@linkcode IncomingMessage} whose data
    * streams in, instead of as a whole `string` or `Uint8Array`.
    *
@@ -184,6 +195,15 @@ export interface WebSocketCloseOptions {
 
 const noop = () => {};
 
+// What a queued message counts towards maxSendQueue.
+function queuedSize(message: MessageInput | undefined): number {
+  if (typeof message === "string") return message.length;
+  if (message instanceof ArrayBuffer || ArrayBuffer.isView(message)) {
+    return message.byteLength;
+  }
+  return 0;
+}
+
 // A lingering close: once our Close frame and FIN are on their way, read
 // and drop whatever the peer still sends until it closes its side, for at
 // most `ms`, then cancel. Cancelling at once drops a socket with unread
@@ -222,7 +242,8 @@ interface DecoderEvents {
   onCancel(): void;
   onError(reason: unknown): void;
   closeReceived(): boolean;
-  closeSent(): boolean;
+  /** Our Close is out, or the connection is over. */
+  closing(): boolean;
 }
 
 class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
@@ -245,9 +266,10 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
 
   // Once our Close is out, the peer's answer must be read even if the
   // application has stopped reading: messages before it queue up, for at
-  // most closeTimeout, instead of holding it back.
+  // most closeTimeout, instead of holding it back. Once the connection is
+  // over, input must not wait either, or the transport is never let go.
   protected override ready(): Promise<void> | undefined {
-    return this.#connection.closeSent() ? undefined : super.ready();
+    return this.#connection.closing() ? undefined : super.ready();
   }
 
   /** Lets input in that waits on the application (see ready()). */
@@ -273,6 +295,11 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
 class ConnectionEncoder extends MessageEncoderStream {
   send(message: MessageInput): void | Promise<void> {
     return this.accept(message);
+  }
+
+  /** Undefined if the transport has taken everything sent, else a promise that it may have. */
+  drained(): Promise<void> | undefined {
+    return this.ready();
   }
 }
 
@@ -336,6 +363,9 @@ export class WebSocketConnection<S extends boolean = false> {
   readonly #role: Role;
   readonly #options: WebSocketConnectionOptions<S>;
   readonly #closeTimeout: number;
+  readonly #maxSendQueue: number;
+  // Bytes of messages in the writable's queue (see maxSendQueue).
+  #sendQueue = 0;
   readonly #opened = deferred<WebSocketOpenInfo<S>>();
   readonly #closed = deferred<WebSocketCloseInfo>();
 
@@ -346,6 +376,8 @@ export class WebSocketConnection<S extends boolean = false> {
   readonly #readAbort = new AbortController();
   readonly #writeAbort = new AbortController();
   #incoming: Promise<void> = Promise.resolve();
+  // The encoded bytes the outgoing pipe reads.
+  #output: ReadableStream<Uint8Array> | null = null;
   #outgoing: Promise<void> = Promise.resolve();
 
   // The close handshake.
@@ -374,6 +406,9 @@ export class WebSocketConnection<S extends boolean = false> {
     reject: (reason: unknown) => void;
   }[] = [];
   #pingCounter = 0;
+  // The payload of the pong waiting for the transport to take what is
+  // ahead of it, if one is.
+  #pendingPong: Uint8Array | null = null;
 
   /**
    * Wires a connection over `transport`: a byte duplex whose opening
@@ -400,6 +435,11 @@ export class WebSocketConnection<S extends boolean = false> {
         checkTime("heartbeat.timeout", options.heartbeat.timeout);
       }
     }
+    this.#maxSendQueue = checkSize(
+      "maxSendQueue",
+      options.maxSendQueue ?? 16 * 1024 * 1024,
+      { infinite: true },
+    );
     for (
       const name of ["maxFrameSize", "maxMessageSize", "fragmentSize"] as const
     ) {
@@ -520,7 +560,7 @@ export class WebSocketConnection<S extends boolean = false> {
       onCancel: () => this.#sendClose({}),
       onError: (reason) => this.#onReadError(reason),
       closeReceived: () => this.#closeReceived !== null,
-      closeSent: () => this.#closeSent,
+      closing: () => this.#closeSent || this.#finished,
     });
     // Compressed messages inflate between the frame and message decoders,
     // so the message-size limit counts inflated bytes as they come out, and
@@ -550,7 +590,7 @@ export class WebSocketConnection<S extends boolean = false> {
           memLevel: deflate.memLevel,
         }),
       );
-    const bytes = outgoing.pipeThrough(
+    const bytes = this.#output = outgoing.pipeThrough(
       new FrameEncoderStream({ role, maskKey: options.maskKey }),
     );
     const writable = new WritableStream<MessageInput>({
@@ -558,6 +598,7 @@ export class WebSocketConnection<S extends boolean = false> {
         this.#writableController = controller;
       },
       write: (message) => {
+        this.#sendQueue -= queuedSize(message);
         if (this.#closeSent || this.#finished) {
           throw new TypeError("Cannot send message: the connection is closing");
         }
@@ -565,6 +606,17 @@ export class WebSocketConnection<S extends boolean = false> {
       },
       close: () => this.#sendClose({}),
       abort: () => this.#sendClose({}),
+    }, {
+      highWaterMark: 1,
+      // Called as each message is queued: counts it, and counts it as one
+      // message for backpressure.
+      size: (message) => {
+        this.#sendQueue += queuedSize(message);
+        if (this.#sendQueue > this.#maxSendQueue) {
+          queueMicrotask(() => this.#sendQueueFull());
+        }
+        return 1;
+      },
     });
 
     // Incoming: the transport's bytes through the decoders. The pipe never
@@ -607,6 +659,17 @@ export class WebSocketConnection<S extends boolean = false> {
     if (pending !== null) this.close(pending);
   }
 
+  #sendQueueFull(): void {
+    // Checked again: the queue may have moved on since.
+    if (this.#finished || this.#sendQueue <= this.#maxSendQueue) return;
+    this.#finish(
+      new WebSocketError(
+        `The peer is not reading: more than ${this.#maxSendQueue} bytes wait to be sent (maxSendQueue)`,
+        { code: "send_queue_full", closeCode: 1006 },
+      ),
+    );
+  }
+
   #openFailed(error: unknown): void {
     this.#finished = true;
     this.#opened.reject(error);
@@ -620,7 +683,7 @@ export class WebSocketConnection<S extends boolean = false> {
         // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
         // frame in response, unless it already received a Close frame."
         if (this.#options.autoPong !== false && !this.#closeSent) {
-          this.#encoder!.sendControl(controlFrame(Opcode.Pong, frame.payload));
+          this.#pong(frame.payload);
         }
         break;
       case Opcode.Pong: {
@@ -650,15 +713,55 @@ export class WebSocketConnection<S extends boolean = false> {
     }
   }
 
+  // §5.5.3: "If an endpoint receives a Ping frame and has not yet sent Pong
+  // frame(s) in response to previous Ping frame(s), the endpoint MAY elect
+  // to send a Pong frame for only the most recently processed Ping frame."
+  // A pong waits while the transport has not taken what was sent before
+  // it, and a newer ping replaces its payload: a peer that floods pings
+  // and never reads the pongs costs one pong, not one per ping.
+  #pong(payload: Uint8Array): void {
+    if (this.#pendingPong === null) {
+      const drained = this.#encoder!.drained();
+      if (drained === undefined) {
+        this.#encoder!.sendControl(controlFrame(Opcode.Pong, payload));
+        return;
+      }
+      drained.then(() => this.#sendPong());
+    }
+    // A copy: the decoder may reuse the payload's buffer.
+    this.#pendingPong = payload.slice();
+  }
+
+  #sendPong(): void {
+    if (this.#closeSent || this.#finished) {
+      this.#pendingPong = null;
+      return;
+    }
+    const drained = this.#encoder!.drained();
+    if (drained !== undefined) {
+      drained.then(() => this.#sendPong());
+      return;
+    }
+    const payload = this.#pendingPong!;
+    this.#pendingPong = null;
+    this.#encoder!.sendControl(controlFrame(Opcode.Pong, payload));
+  }
+
   #sendClose(info: { closeCode?: number; reason?: string }): void {
     if (this.#closeSent || this.#finished) return;
     this.#closeSent = true;
+    const pong = this.#pendingPong;
+    this.#pendingPong = null;
     this.#decoder?.release();
     this.#stopKeepalive();
     this.#rejectPings(
       new TypeError("The connection closed before the pong arrived"),
     );
     try {
+      // The last ping before the close is still owed its pong (§5.5.2).
+      if (pong !== null) {
+        this.#encoder!.sendControl(controlFrame(Opcode.Pong, pong));
+      }
       this.#encoder!.sendControl(controlFrame(Opcode.Close, encodeClose(info)));
     } catch {
       // The output has already ended: the transport is gone.
@@ -774,8 +877,16 @@ export class WebSocketConnection<S extends boolean = false> {
       const reason = failure ?? new TypeError("The connection closed");
       this.#readAbort.abort(reason);
       this.#writeAbort.abort(reason);
-      // The pipes release the transport asynchronously.
-      queueMicrotask(() => {
+      this.#decoder?.release();
+      // The pipes release the transport once they have stopped, each in its
+      // own time: a write to a peer that never reads never ends, but
+      // cancelling the readable drops the transport (a node:net socket is
+      // destroyed), which ends it.
+      const output = this.#output!;
+      const release = () => {
+        // A pipe whose destination failed may leave its source be: the
+        // encoders, and a write waiting on them, must end too.
+        if (!output.locked) output.cancel(reason).catch(noop);
         if (!transport.writable.locked && !this.#writableClosed) {
           this.#writableClosed = true;
           if (failure === null) {
@@ -790,7 +901,9 @@ export class WebSocketConnection<S extends boolean = false> {
         } else {
           linger(transport.readable, this.#closeTimeout, reason);
         }
-      });
+      };
+      this.#incoming.then(release, release);
+      this.#outgoing.then(release, release);
     }
     if (failure !== null) {
       this.#writableController?.error(failure);

@@ -29,7 +29,8 @@ export type WebSocketErrorCode =
   | "tls_failed"
   | "handshake_timeout"
   | "close_timeout"
-  | "heartbeat_timeout";
+  | "heartbeat_timeout"
+  | "send_queue_full";
 
 /** Options for {@linkcode WebSocketError}. */
 export interface WebSocketErrorOptions {

@@ -1,0 +1,419 @@
+// Hostile peers over real loopback sockets, on whichever runtime runs this
+// file: the node:http upgrade server against raw TCP clients that misbehave
+// on purpose, and the client against raw TCP servers that do. Each case
+// checks what the other side did: refused, cut off, dropped, or kept its
+// memory bounded.
+
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import { test } from "node:test";
+import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
+import type { WebSocketConnection } from "../src/connection.ts";
+import { WebSocketError } from "../src/errors.ts";
+import { Opcode } from "../src/opcode.ts";
+import { concat } from "./_helpers.ts";
+
+const MiB = 1024 * 1024;
+
+// Servers ---------------------------------------------------------------
+
+interface UpgradeServer {
+  port: number;
+  /** Every connection upgrade() returned, in order. */
+  connections: WebSocketConnection[];
+  /** Resolves with the next connection. */
+  next(): Promise<WebSocketConnection>;
+  close(): Promise<void>;
+}
+
+function listen(server: Server | net.Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(
+      0,
+      "127.0.0.1",
+      () => resolve((server.address() as net.AddressInfo).port),
+    )
+  );
+}
+
+async function upgradeServer(
+  options: NodeUpgradeOptions = {},
+  serverOptions: Record<string, unknown> = {},
+): Promise<UpgradeServer> {
+  const server = createServer(serverOptions);
+  const connections: WebSocketConnection[] = [];
+  let taken = 0;
+  let waiting: (() => void) | null = null;
+  server.on(
+    "upgrade",
+    (request: IncomingMessage, socket: Duplex, head: Uint8Array) => {
+      const ws = upgrade(request, socket as never, head, options);
+      ws.closed.catch(() => {});
+      ws.opened.catch(() => {});
+      connections.push(ws);
+      waiting?.();
+      waiting = null;
+    },
+  );
+  const port = await listen(server);
+  return {
+    port,
+    connections,
+    async next() {
+      while (taken === connections.length) {
+        await new Promise<void>((resolve) => (waiting = resolve));
+      }
+      return connections[taken++];
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        // Bun and Deno keep idle keep-alive sockets otherwise.
+        (server as { closeAllConnections?: () => void })
+          .closeAllConnections?.();
+      }),
+  };
+}
+
+// Raw peers -------------------------------------------------------------
+
+const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+
+function requestHead(extra = ""): string {
+  return "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+    `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\n` +
+    `Sec-WebSocket-Version: 13\r\n${extra}`;
+}
+
+/** A TCP peer that keeps what it reads, and can stop reading. */
+class RawPeer {
+  readonly socket: net.Socket;
+  readonly closed: Promise<void>;
+  #chunks: Uint8Array[] = [];
+  #length = 0;
+  #notify: () => void = () => {};
+  #isClosed = false;
+  #discard = false;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on("error", () => {});
+    socket.on("data", (chunk: Uint8Array) => {
+      if (this.#discard) return;
+      this.#chunks.push(new Uint8Array(chunk));
+      this.#length += chunk.length;
+      this.#notify();
+    });
+    this.closed = new Promise((resolve) =>
+      socket.once("close", () => {
+        this.#isClosed = true;
+        this.#notify();
+        resolve();
+      })
+    );
+  }
+
+  static async connect(port: number): Promise<RawPeer> {
+    const socket = net.connect(port, "127.0.0.1");
+    await new Promise((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    return new RawPeer(socket);
+  }
+
+  /** Opens a WebSocket connection: sends the request, reads the 101. */
+  static async open(port: number): Promise<RawPeer> {
+    const peer = await RawPeer.connect(port);
+    peer.write(requestHead() + "\r\n");
+    const head = await peer.head();
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    return peer;
+  }
+
+  /**
+   * Reads and drops everything from now on, until the server closes: a
+   * paused socket does not see the end of the connection.
+   */
+  async drain(): Promise<void> {
+    this.#discard = true;
+    this.#chunks = [];
+    this.socket.resume();
+    await this.closed;
+  }
+
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  write(data: string | Uint8Array): boolean {
+    return this.socket.write(data);
+  }
+
+  /** Writes, waiting for the socket to drain; false if it closed first. */
+  async send(data: Uint8Array): Promise<boolean> {
+    if (this.#isClosed || this.socket.destroyed) return false;
+    if (this.socket.write(data)) return true;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
+    });
+    return !this.#isClosed && !this.socket.destroyed;
+  }
+
+  /** Everything read so far. */
+  received(): Uint8Array {
+    const all = concat(this.#chunks);
+    this.#chunks = [all];
+    return all;
+  }
+
+  /** Waits until `ready()` holds or the socket closes. */
+  async until(ready: () => boolean): Promise<void> {
+    while (!ready() && !this.#isClosed) {
+      await new Promise<void>((resolve) => (this.#notify = resolve));
+    }
+  }
+
+  /** Reads up to the blank line that ends an HTTP head; returns the head. */
+  async head(): Promise<string> {
+    let end = -1;
+    await this.until(() => {
+      end = latin1(this.received()).indexOf("\r\n\r\n");
+      return end >= 0;
+    });
+    const all = this.received();
+    if (end < 0) return latin1(all);
+    this.#chunks = [all.subarray(end + 4)];
+    this.#length = all.length - end - 4;
+    return latin1(all.subarray(0, end));
+  }
+
+  /** Reads frames until `stop` says so or the socket closes. */
+  async frames(
+    stop: (frames: ServerFrame[]) => boolean,
+  ): Promise<ServerFrame[]> {
+    let frames: ServerFrame[] = [];
+    await this.until(() => {
+      frames = parseFrames(this.received());
+      return stop(frames);
+    });
+    return frames;
+  }
+}
+
+function latin1(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return out;
+}
+
+/** A masked frame, as a client sends it. */
+function clientFrame(
+  opcode: number,
+  payload: Uint8Array = new Uint8Array(0),
+  fin = true,
+): Uint8Array {
+  const length = payload.length;
+  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + extra + 4 + length);
+  out[0] = (fin ? 0x80 : 0) | opcode;
+  if (extra === 0) out[1] = 0x80 | length;
+  else if (extra === 2) {
+    out[1] = 0x80 | 126;
+    out[2] = length >>> 8;
+    out[3] = length & 0xff;
+  } else {
+    out[1] = 0x80 | 127;
+    new DataView(out.buffer).setBigUint64(2, BigInt(length));
+  }
+  const key = [0x12, 0x34, 0x56, 0x78];
+  out.set(key, 2 + extra);
+  for (let i = 0; i < length; i++) {
+    out[6 + extra + i] = payload[i] ^ key[i & 3];
+  }
+  return out;
+}
+
+interface ServerFrame {
+  opcode: number;
+  payload: Uint8Array;
+}
+
+/** The complete unmasked frames at the start of `bytes`. */
+function parseFrames(bytes: Uint8Array): ServerFrame[] {
+  const frames: ServerFrame[] = [];
+  let at = 0;
+  while (bytes.length - at >= 2) {
+    let length = bytes[at + 1] & 0x7f;
+    let start = at + 2;
+    if (length === 126) {
+      if (bytes.length - at < 4) break;
+      length = (bytes[at + 2] << 8) | bytes[at + 3];
+      start = at + 4;
+    } else if (length === 127) {
+      if (bytes.length - at < 10) break;
+      length = Number(
+        new DataView(bytes.buffer, bytes.byteOffset + at + 2, 8)
+          .getBigUint64(0),
+      );
+      start = at + 10;
+    }
+    if (bytes.length < start + length) break;
+    frames.push({
+      opcode: bytes[at] & 0x0f,
+      payload: bytes.subarray(start, start + length),
+    });
+    at = start + length;
+  }
+  return frames;
+}
+
+function closeBody(code: number): Uint8Array {
+  return new Uint8Array([code >>> 8, code & 0xff]);
+}
+
+async function rejectsWith(
+  promise: Promise<unknown>,
+  code: string,
+  closeCode = 1006,
+): Promise<void> {
+  await assert.rejects(
+    promise,
+    (error) =>
+      error instanceof WebSocketError && error.code === code &&
+      error.closeCode === closeCode,
+  );
+}
+
+// A ping flood against a peer that never reads --------------------------
+
+test("upgrade answers a ping flood from a peer that never reads with one pong waiting, not one per ping", async () => {
+  const server = await upgradeServer();
+  const peer = await RawPeer.open(server.port);
+  const ws = await server.next();
+  await ws.opened;
+  peer.socket.pause();
+
+  // 100,000 pings of 125 bytes (13 MB) are more than loopback's socket
+  // buffers hold as pongs, so without coalescing most pongs would queue
+  // in the server's memory. Each ping carries its number.
+  const count = 100_000;
+  const batch = 1000;
+  const payload = new Uint8Array(125);
+  for (let sent = 0; sent < count; sent += batch) {
+    const frames: Uint8Array[] = [];
+    for (let i = sent; i < sent + batch; i++) {
+      new DataView(payload.buffer).setUint32(0, i);
+      frames.push(clientFrame(Opcode.Ping, payload));
+    }
+    assert.ok(await peer.send(concat(frames)), "the server hung up");
+  }
+  peer.write(clientFrame(Opcode.Close, closeBody(1000)));
+  peer.socket.resume();
+  const frames = await peer.frames((f) => f.at(-1)?.opcode === Opcode.Close);
+  assert.deepEqual(await ws.closed, { closeCode: 1000, reason: "" });
+  await server.close();
+
+  const pongs = frames.filter((f) => f.opcode === Opcode.Pong);
+  assert.equal(frames.at(-1)?.opcode, Opcode.Close);
+  assert.equal(pongs.length, frames.length - 1, "only pongs before the Close");
+  assert.ok(
+    pongs.length < count / 2,
+    `${pongs.length} pongs for ${count} pings: pongs were queued, not coalesced`,
+  );
+  // Pongs answer pings in order, and the last ping is answered (§5.5.2).
+  const numbers = pongs.map((p) =>
+    new DataView(p.payload.buffer, p.payload.byteOffset).getUint32(0)
+  );
+  for (let i = 1; i < numbers.length; i++) {
+    assert.ok(numbers[i] > numbers[i - 1]);
+  }
+  assert.equal(numbers.at(-1), count - 1);
+});
+
+// A peer that never reads ------------------------------------------------
+
+test("upgrade drops a peer that never reads once unsent messages pass maxSendQueue", async () => {
+  const server = await upgradeServer({ maxSendQueue: 1 * MiB });
+  const peer = await RawPeer.open(server.port);
+  const ws = await server.next();
+  const { writable } = await ws.opened;
+  peer.socket.pause();
+
+  // An application that does not wait for write() to resolve: 64 MiB in
+  // 64 KiB messages, far more than socket buffers take.
+  const writer = writable.getWriter();
+  const message = new Uint8Array(64 * 1024);
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < 1024; i++) writes.push(writer.write(message));
+  await rejectsWith(ws.closed, "send_queue_full");
+  const results = await Promise.allSettled(writes);
+  assert.equal(results.at(-1)?.status, "rejected");
+  await peer.drain();
+  await server.close();
+});
+
+test("upgrade with a heartbeat drops a peer that never reads while writes wait", async () => {
+  const server = await upgradeServer({
+    heartbeat: { interval: 100, timeout: 200 },
+  });
+  const peer = await RawPeer.open(server.port);
+  const ws = await server.next();
+  const { writable } = await ws.opened;
+  peer.socket.pause();
+
+  // A well-behaved application: one write at a time, each waiting for the
+  // transport. Its queue stays empty; the heartbeat finds the peer gone.
+  const writer = writable.getWriter();
+  const message = new Uint8Array(1 * MiB);
+  const writing = (async () => {
+    while (true) await writer.write(message);
+  })();
+  await rejectsWith(ws.closed, "heartbeat_timeout");
+  await assert.rejects(writing);
+  await peer.drain();
+  await server.close();
+});
+
+// The closing handshake --------------------------------------------------
+
+test("upgrade drops a peer that never answers its Close after closeTimeout", async () => {
+  const server = await upgradeServer({ closeTimeout: 200 });
+  const peer = await RawPeer.open(server.port);
+  const ws = await server.next();
+  await ws.opened;
+
+  ws.close({ closeCode: 1000 });
+  const frames = await peer.frames((f) => f.length > 0);
+  assert.equal(frames[0].opcode, Opcode.Close);
+  // The peer reads the Close but never answers it.
+  await rejectsWith(ws.closed, "close_timeout");
+  await peer.closed;
+  await server.close();
+});
+
+test("upgrade drops a peer that neither reads nor answers its Close after closeTimeout", async () => {
+  const server = await upgradeServer({ closeTimeout: 200 });
+  const peer = await RawPeer.open(server.port);
+  const ws = await server.next();
+  const { writable } = await ws.opened;
+  peer.socket.pause();
+  // Our Close waits behind 32 MiB the peer never reads.
+  const writer = writable.getWriter();
+  const big = new Uint8Array(32 * MiB);
+  writer.write(big).catch(() => {});
+  ws.close({ closeCode: 1000 });
+  await rejectsWith(ws.closed, "close_timeout");
+  await peer.drain();
+  await server.close();
+});
