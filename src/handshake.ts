@@ -46,6 +46,8 @@ export type HandshakeErrorCode =
   | "invalid_protocols"
   | "invalid_extensions"
   | "refused"
+  | "too_many_headers"
+  | "head_too_large"
   | "unexpected_status"
   | "invalid_response"
   | "invalid_accept"

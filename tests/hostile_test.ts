@@ -10,8 +10,11 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { test } from "node:test";
 import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
+import zlib from "node:zlib";
+import { WebSocketStream } from "../src/client.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/errors.ts";
+import { HandshakeError } from "../src/handshake.ts";
 import { Opcode } from "../src/opcode.ts";
 import { concat } from "./_helpers.ts";
 
@@ -125,9 +128,9 @@ class RawPeer {
   }
 
   /** Opens a WebSocket connection: sends the request, reads the 101. */
-  static async open(port: number): Promise<RawPeer> {
+  static async open(port: number, extra = ""): Promise<RawPeer> {
     const peer = await RawPeer.connect(port);
-    peer.write(requestHead() + "\r\n");
+    peer.write(requestHead(extra) + "\r\n");
     const head = await peer.head();
     assert.match(head, /^HTTP\/1\.1 101 /);
     return peer;
@@ -415,5 +418,208 @@ test("upgrade drops a peer that neither reads nor answers its Close after closeT
   ws.close({ closeCode: 1000 });
   await rejectsWith(ws.closed, "close_timeout");
   await peer.drain();
+  await server.close();
+});
+
+// The opening handshake, on node:http ------------------------------------
+//
+// node:http reads the request head before the 'upgrade' event, so its own
+// limits guard this stage: headersTimeout (default 60 s on Node; Deno
+// closes after 90 s, Bun after its 10 s idle timeout) and maxHeaderSize
+// (16 KiB). These cases set the timeout short and check that each runtime
+// honours it.
+
+test("node:http drops a handshake that never finishes (slowloris) at headersTimeout", async () => {
+  const server = await upgradeServer({}, {
+    headersTimeout: 300,
+    requestTimeout: 600,
+    connectionsCheckingInterval: 100,
+  });
+  const peer = await RawPeer.connect(server.port);
+  peer.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  // One more header line every 50 ms, never the blank line.
+  const trickle = setInterval(() => peer.write("X-Slow: 1\r\n"), 50);
+  await peer.closed;
+  clearInterval(trickle);
+  assert.match(latin1(peer.received()), /^HTTP\/1\.1 408 /);
+  assert.equal(server.connections.length, 0);
+  await server.close();
+});
+
+test("node:http refuses an endless header block with 431 and cuts the peer off", async () => {
+  const server = await upgradeServer();
+  const peer = await RawPeer.connect(server.port);
+  peer.write(requestHead() + "X-Endless: ");
+  // Up to 256 MiB of one header value: the server must hang up long before.
+  const chunk = new Uint8Array(64 * 1024).fill(0x61);
+  let sent = 0;
+  while (sent < 256 * MiB && await peer.send(chunk)) sent += chunk.length;
+  await peer.closed;
+  assert.match(latin1(peer.received()), /^HTTP\/1\.1 431 /);
+  assert.ok(sent < 64 * MiB, `the server took ${sent} bytes of one header`);
+  assert.equal(server.connections.length, 0);
+  await server.close();
+});
+
+for (const count of [150, 2500]) {
+  test(`upgrade refuses a flood of ${count} headers with 431`, async () => {
+    const server = await upgradeServer();
+    const peer = await RawPeer.connect(server.port);
+    // "x:y" lines: the whole head stays under 16 KiB, so only the count
+    // can refuse it.
+    peer.write(requestHead() + "x:y\r\n".repeat(count) + "\r\n");
+    const head = await peer.head();
+    assert.match(head, /^HTTP\/1\.1 431 /);
+    // node:http refuses 2500 itself on Node and Bun; Deno hands on the
+    // first 1000, and 150 reach upgrade() everywhere.
+    for (const ws of server.connections) {
+      await assert.rejects(
+        ws.opened,
+        (error) =>
+          error instanceof HandshakeError &&
+          error.code === "too_many_headers" && error.status === 431,
+      );
+    }
+    peer.socket.destroy();
+    await server.close();
+  });
+}
+
+test("upgrade refuses a head over its maxHeadSize with 431", async () => {
+  const server = await upgradeServer({ maxHeadSize: 1024 });
+  const peer = await RawPeer.connect(server.port);
+  peer.write(requestHead(`X-Big: ${"a".repeat(2000)}\r\n`) + "\r\n");
+  assert.match(await peer.head(), /^HTTP\/1\.1 431 /);
+  await assert.rejects(
+    server.connections[0].opened,
+    (error) =>
+      error instanceof HandshakeError && error.code === "head_too_large",
+  );
+  peer.socket.destroy();
+  await server.close();
+});
+
+// A compression bomb ------------------------------------------------------
+
+test("upgrade with permessage-deflate stops a compression bomb at maxMessageSize with 1009", async () => {
+  const server = await upgradeServer({
+    perMessageDeflate: true,
+    maxMessageSize: MiB,
+  });
+  const peer = await RawPeer.open(
+    server.port,
+    "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+  );
+  const ws = await server.next();
+  const { readable } = await ws.opened;
+  readable.pipeTo(new WritableStream()).catch(() => {});
+  // 256 MiB of zeros, deflated to about 256 KiB, in one frame with RSV1.
+  const block = zlib.deflateRawSync(new Uint8Array(MiB), {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
+  const payload = concat(Array.from({ length: 256 }, () => block));
+  const frame = clientFrame(Opcode.Binary, payload);
+  frame[0] |= 0x40; // RSV1: compressed
+  peer.write(frame);
+  const frames = await peer.frames((f) =>
+    f.some((x) => x.opcode === Opcode.Close)
+  );
+  const close = frames.find((f) => f.opcode === Opcode.Close)!;
+  assert.equal((close.payload[0] << 8) | close.payload[1], 1009);
+  await rejectsWith(ws.closed, "message_too_big", 1009);
+  await peer.closed;
+  await server.close();
+});
+
+// The client against hostile servers ------------------------------------
+
+/** A TCP server that answers every connection with `serve`. */
+async function rawServer(
+  serve: (socket: net.Socket) => void,
+): Promise<{ port: number; sockets: net.Socket[]; close(): Promise<void> }> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on("error", () => {});
+    // Reads and drops what the client sends, so that it sees the client
+    // hang up.
+    socket.resume();
+    serve(socket);
+  });
+  const port = await listen(server);
+  return {
+    port,
+    sockets,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function socketClosed(socket: net.Socket): Promise<void> {
+  return socket.destroyed
+    ? Promise.resolve()
+    : new Promise((resolve) => socket.once("close", () => resolve()));
+}
+
+test("WebSocketStream drops a server that never finishes its response head, at handshakeTimeout", async () => {
+  let trickle: ReturnType<typeof setInterval> | undefined;
+  const server = await rawServer((socket) => {
+    socket.write("HTTP/1.1 101 Switching Protocols\r\n");
+    trickle = setInterval(() => socket.write("X-Slow: 1\r\n"), 50);
+  });
+  const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`, {
+    handshakeTimeout: 300,
+  });
+  await rejectsWith(client.opened, "handshake_timeout");
+  await rejectsWith(client.closed, "handshake_timeout");
+  await socketClosed(server.sockets[0]);
+  clearInterval(trickle);
+  await server.close();
+});
+
+test("WebSocketStream refuses an endless response head and hangs up", async () => {
+  let sent = 0;
+  const server = await rawServer(async (socket) => {
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nX-Endless: ");
+    const chunk = new Uint8Array(64 * 1024).fill(0x61);
+    while (sent < 256 * MiB && !socket.destroyed) {
+      sent += chunk.length;
+      if (!socket.write(chunk)) {
+        await new Promise((resolve) => {
+          socket.once("drain", resolve);
+          socket.once("close", resolve);
+        });
+      }
+    }
+  });
+  const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`);
+  await assert.rejects(
+    client.opened,
+    (error) =>
+      error instanceof HandshakeError && error.code === "invalid_response" &&
+      /larger than 16384 bytes/.test(error.message),
+  );
+  await socketClosed(server.sockets[0]);
+  assert.ok(sent < 64 * MiB, `the client took ${sent} bytes of one header`);
+  await server.close();
+});
+
+test("WebSocketStream refuses a response with a flood of headers", async () => {
+  const server = await rawServer((socket) => {
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\n" + "x:y\r\n".repeat(2500) +
+        "\r\n",
+    );
+  });
+  const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`);
+  await assert.rejects(
+    client.opened,
+    (error) =>
+      error instanceof HandshakeError && error.code === "invalid_response" &&
+      /more than 100 header lines/.test(error.message),
+  );
+  await socketClosed(server.sockets[0]);
   await server.close();
 });

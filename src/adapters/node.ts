@@ -33,7 +33,12 @@
  * @module
  */
 
-import { formatResponseHead } from "../_http.ts";
+import {
+  DEFAULT_MAX_HEAD_SIZE,
+  DEFAULT_MAX_HEADERS,
+  formatResponseHead,
+  type HeadLimits,
+} from "../_http.ts";
 import { type NodeSocket, nodeSocketDuplex } from "../_node_socket.ts";
 import {
   type HandshakeResult,
@@ -45,6 +50,7 @@ import {
   type AcceptUpgradeOptions,
   HandshakeError,
   refusalResponse,
+  type UpgradeRefused,
   type UpgradeRequest,
 } from "../handshake.ts";
 import {
@@ -68,6 +74,7 @@ export interface NodeRequest {
 export interface NodeUpgradeOptions<S extends boolean = false>
   extends
     AcceptUpgradeOptions<UpgradeRequest>,
+    HeadLimits,
     Omit<WebSocketConnectionOptions<S>, "role" | "url"> {}
 
 /**
@@ -121,6 +128,7 @@ export function upgrade<S extends boolean = false>(
 ): WebSocketConnection<S> {
   const headers = new Headers();
   const raw = request.rawHeaders;
+  const tooLarge = checkHead(request, options);
   try {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       headers.append(raw[i], raw[i + 1]);
@@ -152,6 +160,7 @@ export function upgrade<S extends boolean = false>(
     deflate === null
       ? options
       : { ...options, extensions: perMessageDeflateExtension(deflate) },
+    tooLarge,
   );
   return new WebSocketConnection(transport, {
     ...options,
@@ -165,8 +174,9 @@ async function handshake(
   socket: NodeSocket,
   head: Uint8Array,
   options: AcceptUpgradeOptions<UpgradeRequest>,
+  refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
-  const result = await acceptUpgrade(request, options);
+  const result = refused ?? await acceptUpgrade(request, options);
   if (!result.ok) {
     const response = result.response ?? refusalResponse(result);
     const body = new Uint8Array(await response.arrayBuffer());
@@ -200,4 +210,43 @@ async function handshake(
     extensions: result.extensions,
     head: new Uint8Array(head.buffer, head.byteOffset, head.byteLength),
   };
+}
+
+// node:http limits the head too (maxHeaderSize, 16 KiB by default on Node,
+// Deno and Bun), but not the header count everywhere: Deno hands on up to
+// 1000 headers, and a server may raise maxHeaderSize. A request over this
+// adapter's own limits is refused with 431.
+function checkHead(
+  request: NodeRequest,
+  limits: HeadLimits,
+): UpgradeRefused | null {
+  const maxHeadSize = limits.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
+  const maxHeaders = limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
+  const raw = request.rawHeaders;
+  const refuse = (
+    code: "too_many_headers" | "head_too_large",
+    reason: string,
+  ): UpgradeRefused => ({
+    ok: false,
+    code,
+    status: 431,
+    reason,
+    headers: new Headers(),
+  });
+  if (raw.length / 2 > maxHeaders) {
+    return refuse(
+      "too_many_headers",
+      `Cannot upgrade: more than ${maxHeaders} header lines`,
+    );
+  }
+  // The request line, and "name: value\r\n" for each header.
+  let size = (request.method?.length ?? 3) + (request.url?.length ?? 1) + 12;
+  for (let i = 0; i < raw.length; i++) size += raw[i].length + 2;
+  if (size > maxHeadSize) {
+    return refuse(
+      "head_too_large",
+      `Cannot upgrade: the request head is larger than ${maxHeadSize} bytes`,
+    );
+  }
+  return null;
 }
