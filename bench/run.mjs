@@ -8,6 +8,8 @@
 // runs bench/echo.ts once under Node: it starts the servers on each runtime
 // itself (`node bench/run.mjs echo deno --quick`); so does deflate, the
 // compressed echo against ws with perMessageDeflate. all runs the four.
+// load (10,000 connections per runtime, ours vs ws; --soak N churns for N
+// seconds) runs only when named: `node bench/run.mjs load`.
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -23,7 +25,7 @@ let selected = ["frame"];
 if (args[0] === "all") {
   selected = BENCHMARKS;
   args = args.slice(1);
-} else if (BENCHMARKS.includes(args[0])) {
+} else if (BENCHMARKS.includes(args[0]) || args[0] === "load") {
   selected = [args[0]];
   args = args.slice(1);
 }
@@ -57,7 +59,7 @@ function run(label, command, rest) {
 
 for (const benchmark of selected) {
   const file = `bench/${benchmark}.ts`;
-  if (benchmark === "echo" || benchmark === "deflate") {
+  if (benchmark === "echo" || benchmark === "deflate" || benchmark === "load") {
     // One orchestrator; it runs the servers on every runtime itself.
     run(`${benchmark} (orchestrated by Node)`, bin("node"), [file, ...args]);
     continue;
