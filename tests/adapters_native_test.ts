@@ -606,7 +606,8 @@ test("bun createBunAdapter stops reading while the readable is full", {
     socket.close({ closeCode: 1000 });
   }, { readHighWaterMark: 64 * 1024 });
   // The full codec's write() resolves only as the socket takes the bytes.
-  const client = new WebSocketStream(served.url);
+  // 32 MiB are queued on purpose here: more than maxSendQueue allows.
+  const client = new WebSocketStream(served.url, { maxSendQueue: Infinity });
   const { writable } = await client.opened;
   const writer = writable.getWriter();
   let written = 0;
