@@ -28,7 +28,8 @@ const VERSION = "13";
  *
  * On the server (in {@linkcode UpgradeRefused}): `method_not_allowed`
  * (405), `unsupported_version` (426), `forbidden_origin` (403), `refused`
- * (the `accept` hook's status) and the rest 400. On the client (from
+ * (the `accept` hook's status), `too_many_headers` and `head_too_large`
+ * (431, from the `node:http` adapter) and the rest 400. On the client (from
  * {@linkcode verifyResponse}): `unexpected_status`, `invalid_upgrade`,
  * `invalid_connection`, `invalid_accept`, `unexpected_protocol`,
  * `invalid_extensions` and `unexpected_extension`.
