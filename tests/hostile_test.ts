@@ -14,7 +14,7 @@ import zlib from "node:zlib";
 import { WebSocketStream } from "../src/client.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/errors.ts";
-import { HandshakeError } from "../src/handshake.ts";
+import { acceptKeySync, HandshakeError } from "../src/handshake.ts";
 import { Opcode } from "../src/opcode.ts";
 import { concat } from "./_helpers.ts";
 
@@ -252,7 +252,7 @@ interface ServerFrame {
   payload: Uint8Array;
 }
 
-/** The complete unmasked frames at the start of `bytes`. */
+/** The complete frames at the start of `bytes`, unmasked. */
 function parseFrames(bytes: Uint8Array): ServerFrame[] {
   const frames: ServerFrame[] = [];
   let at = 0;
@@ -271,11 +271,15 @@ function parseFrames(bytes: Uint8Array): ServerFrame[] {
       );
       start = at + 10;
     }
+    const masked = (bytes[at + 1] & 0x80) !== 0;
+    const key = start;
+    if (masked) start += 4;
     if (bytes.length < start + length) break;
-    frames.push({
-      opcode: bytes[at] & 0x0f,
-      payload: bytes.subarray(start, start + length),
-    });
+    let payload = bytes.subarray(start, start + length);
+    if (masked) {
+      payload = payload.map((byte, i) => byte ^ bytes[key + (i & 3)]);
+    }
+    frames.push({ opcode: bytes[at] & 0x0f, payload });
     at = start + length;
   }
   return frames;
@@ -621,5 +625,54 @@ test("WebSocketStream refuses a response with a flood of headers", async () => {
       /more than 100 header lines/.test(error.message),
   );
   await socketClosed(server.sockets[0]);
+  await server.close();
+});
+
+test("WebSocketStream answers a ping flood from a server that never reads with one pong waiting, not one per ping", async () => {
+  let accepted!: (peer: RawPeer) => void;
+  const connected = new Promise<RawPeer>((resolve) => (accepted = resolve));
+  const server = await rawServer((socket) => accepted(new RawPeer(socket)));
+  const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`);
+  const peer = await connected;
+  const key = /sec-websocket-key: *(\S+)/i.exec(await peer.head())![1];
+  peer.write(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${
+        acceptKeySync(key)
+      }\r\n\r\n`,
+  );
+  await client.opened;
+  peer.socket.pause();
+
+  const count = 100_000;
+  const batch = 1000;
+  const payload = new Uint8Array(125);
+  for (let sent = 0; sent < count; sent += batch) {
+    const frames: Uint8Array[] = [];
+    for (let i = sent; i < sent + batch; i++) {
+      new DataView(payload.buffer).setUint32(0, i);
+      const frame = new Uint8Array(2 + 125);
+      frame[0] = 0x80 | Opcode.Ping;
+      frame[1] = 125;
+      frame.set(payload, 2);
+      frames.push(frame);
+    }
+    assert.ok(await peer.send(concat(frames)), "the client hung up");
+  }
+  peer.write(new Uint8Array([0x88, 2, 0x03, 0xe8]));
+  peer.socket.resume();
+  const frames = await peer.frames((f) => f.at(-1)?.opcode === Opcode.Close);
+  assert.deepEqual(await client.closed, { closeCode: 1000, reason: "" });
+  const pongs = frames.filter((f) => f.opcode === Opcode.Pong);
+  assert.equal(pongs.length, frames.length - 1, "only pongs before the Close");
+  assert.ok(
+    pongs.length < count / 2,
+    `${pongs.length} pongs for ${count} pings: pongs were queued, not coalesced`,
+  );
+  const last = pongs.at(-1)!.payload;
+  assert.equal(
+    new DataView(last.buffer, last.byteOffset).getUint32(0),
+    count - 1,
+  );
   await server.close();
 });
