@@ -304,48 +304,71 @@ async function rejectsWith(
 
 // A ping flood against a peer that never reads --------------------------
 
-test("upgrade answers a ping flood from a peer that never reads with one pong waiting, not one per ping", async () => {
-  const server = await upgradeServer();
-  const peer = await RawPeer.open(server.port);
-  const ws = await server.next();
-  await ws.opened;
+const FLOOD = 100_000;
+
+/** An unmasked frame, as a server sends it. */
+function serverFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + payload.length); // < 126 bytes here
+  out[0] = 0x80 | opcode;
+  out[1] = payload.length;
+  out.set(payload, 2);
+  return out;
+}
+
+/**
+ * Stops reading, sends FLOOD pings of 125 bytes (13 MB, more than
+ * loopback's socket buffers hold as pongs, so that without coalescing most
+ * pongs would queue in memory), each carrying its number, then a Close;
+ * then reads everything up to the Close that answers it.
+ */
+async function pingFlood(
+  peer: RawPeer,
+  frame: (opcode: number, payload: Uint8Array) => Uint8Array,
+): Promise<ServerFrame[]> {
   peer.socket.pause();
-
-  // 100,000 pings of 125 bytes (13 MB) are more than loopback's socket
-  // buffers hold as pongs, so without coalescing most pongs would queue
-  // in the server's memory. Each ping carries its number.
-  const count = 100_000;
-  const batch = 1000;
   const payload = new Uint8Array(125);
-  for (let sent = 0; sent < count; sent += batch) {
+  for (let sent = 0; sent < FLOOD; sent += 1000) {
     const frames: Uint8Array[] = [];
-    for (let i = sent; i < sent + batch; i++) {
+    for (let i = sent; i < sent + 1000; i++) {
       new DataView(payload.buffer).setUint32(0, i);
-      frames.push(clientFrame(Opcode.Ping, payload));
+      frames.push(frame(Opcode.Ping, payload));
     }
-    assert.ok(await peer.send(concat(frames)), "the server hung up");
+    assert.ok(await peer.send(concat(frames)), "the other side hung up");
   }
-  peer.write(clientFrame(Opcode.Close, closeBody(1000)));
+  peer.write(frame(Opcode.Close, closeBody(1000)));
   peer.socket.resume();
-  const frames = await peer.frames((f) => f.at(-1)?.opcode === Opcode.Close);
-  assert.deepEqual(await ws.closed, { closeCode: 1000, reason: "" });
-  await server.close();
+  return await peer.frames((f) => f.at(-1)?.opcode === Opcode.Close);
+}
 
+/** Pongs in order, far fewer than the pings, the last ping answered. */
+function assertCoalesced(frames: ServerFrame[]): void {
   const pongs = frames.filter((f) => f.opcode === Opcode.Pong);
   assert.equal(frames.at(-1)?.opcode, Opcode.Close);
   assert.equal(pongs.length, frames.length - 1, "only pongs before the Close");
   assert.ok(
-    pongs.length < count / 2,
-    `${pongs.length} pongs for ${count} pings: pongs were queued, not coalesced`,
+    pongs.length < FLOOD / 2,
+    `${pongs.length} pongs for ${FLOOD} pings: pongs were queued, not coalesced`,
   );
-  // Pongs answer pings in order, and the last ping is answered (§5.5.2).
   const numbers = pongs.map((p) =>
     new DataView(p.payload.buffer, p.payload.byteOffset).getUint32(0)
   );
   for (let i = 1; i < numbers.length; i++) {
     assert.ok(numbers[i] > numbers[i - 1]);
   }
-  assert.equal(numbers.at(-1), count - 1);
+  // §5.5.2: the last ping before the Close is answered.
+  assert.equal(numbers.at(-1), FLOOD - 1);
+}
+
+test("upgrade answers a ping flood from a peer that never reads with one pong waiting, not one per ping", async () => {
+  const server = await upgradeServer();
+  const peer = await RawPeer.open(server.port);
+  const ws = await server.next();
+  await ws.opened;
+  const frames = await pingFlood(peer, clientFrame);
+  assert.deepEqual(await ws.closed, { closeCode: 1000, reason: "" });
+  await server.close();
+
+  assertCoalesced(frames);
 });
 
 // A peer that never reads ------------------------------------------------
@@ -642,37 +665,8 @@ test("WebSocketStream answers a ping flood from a server that never reads with o
       }\r\n\r\n`,
   );
   await client.opened;
-  peer.socket.pause();
-
-  const count = 100_000;
-  const batch = 1000;
-  const payload = new Uint8Array(125);
-  for (let sent = 0; sent < count; sent += batch) {
-    const frames: Uint8Array[] = [];
-    for (let i = sent; i < sent + batch; i++) {
-      new DataView(payload.buffer).setUint32(0, i);
-      const frame = new Uint8Array(2 + 125);
-      frame[0] = 0x80 | Opcode.Ping;
-      frame[1] = 125;
-      frame.set(payload, 2);
-      frames.push(frame);
-    }
-    assert.ok(await peer.send(concat(frames)), "the client hung up");
-  }
-  peer.write(new Uint8Array([0x88, 2, 0x03, 0xe8]));
-  peer.socket.resume();
-  const frames = await peer.frames((f) => f.at(-1)?.opcode === Opcode.Close);
+  const frames = await pingFlood(peer, serverFrame);
   assert.deepEqual(await client.closed, { closeCode: 1000, reason: "" });
-  const pongs = frames.filter((f) => f.opcode === Opcode.Pong);
-  assert.equal(pongs.length, frames.length - 1, "only pongs before the Close");
-  assert.ok(
-    pongs.length < count / 2,
-    `${pongs.length} pongs for ${count} pings: pongs were queued, not coalesced`,
-  );
-  const last = pongs.at(-1)!.payload;
-  assert.equal(
-    new DataView(last.buffer, last.byteOffset).getUint32(0),
-    count - 1,
-  );
+  assertCoalesced(frames);
   await server.close();
 });
