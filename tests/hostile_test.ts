@@ -305,6 +305,8 @@ async function rejectsWith(
 // A ping flood against a peer that never reads --------------------------
 
 const FLOOD = 100_000;
+// 100,000 pings take seconds on a busy machine; Bun's default is 5 s.
+const FLOOD_TIMEOUT = 60_000;
 
 /** An unmasked frame, as a server sends it. */
 function serverFrame(opcode: number, payload: Uint8Array): Uint8Array {
@@ -359,17 +361,21 @@ function assertCoalesced(frames: ServerFrame[]): void {
   assert.equal(numbers.at(-1), FLOOD - 1);
 }
 
-test("upgrade answers a ping flood from a peer that never reads with one pong waiting, not one per ping", async () => {
-  const server = await upgradeServer();
-  const peer = await RawPeer.open(server.port);
-  const ws = await server.next();
-  await ws.opened;
-  const frames = await pingFlood(peer, clientFrame);
-  assert.deepEqual(await ws.closed, { closeCode: 1000, reason: "" });
-  await server.close();
+test(
+  "upgrade answers a ping flood from a peer that never reads with one pong waiting, not one per ping",
+  { timeout: FLOOD_TIMEOUT },
+  async () => {
+    const server = await upgradeServer();
+    const peer = await RawPeer.open(server.port);
+    const ws = await server.next();
+    await ws.opened;
+    const frames = await pingFlood(peer, clientFrame);
+    assert.deepEqual(await ws.closed, { closeCode: 1000, reason: "" });
+    await server.close();
 
-  assertCoalesced(frames);
-});
+    assertCoalesced(frames);
+  },
+);
 
 // A peer that never reads ------------------------------------------------
 
@@ -651,22 +657,26 @@ test("WebSocketStream refuses a response with a flood of headers", async () => {
   await server.close();
 });
 
-test("WebSocketStream answers a ping flood from a server that never reads with one pong waiting, not one per ping", async () => {
-  let accepted!: (peer: RawPeer) => void;
-  const connected = new Promise<RawPeer>((resolve) => (accepted = resolve));
-  const server = await rawServer((socket) => accepted(new RawPeer(socket)));
-  const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`);
-  const peer = await connected;
-  const key = /sec-websocket-key: *(\S+)/i.exec(await peer.head())![1];
-  peer.write(
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
-      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${
-        acceptKeySync(key)
-      }\r\n\r\n`,
-  );
-  await client.opened;
-  const frames = await pingFlood(peer, serverFrame);
-  assert.deepEqual(await client.closed, { closeCode: 1000, reason: "" });
-  assertCoalesced(frames);
-  await server.close();
-});
+test(
+  "WebSocketStream answers a ping flood from a server that never reads with one pong waiting, not one per ping",
+  { timeout: FLOOD_TIMEOUT },
+  async () => {
+    let accepted!: (peer: RawPeer) => void;
+    const connected = new Promise<RawPeer>((resolve) => (accepted = resolve));
+    const server = await rawServer((socket) => accepted(new RawPeer(socket)));
+    const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`);
+    const peer = await connected;
+    const key = /sec-websocket-key: *(\S+)/i.exec(await peer.head())![1];
+    peer.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+        `Connection: Upgrade\r\nSec-WebSocket-Accept: ${
+          acceptKeySync(key)
+        }\r\n\r\n`,
+    );
+    await client.opened;
+    const frames = await pingFlood(peer, serverFrame);
+    assert.deepEqual(await client.closed, { closeCode: 1000, reason: "" });
+    assertCoalesced(frames);
+    await server.close();
+  },
+);
