@@ -27,6 +27,8 @@ const steps = [
     command: [
       bin("node"),
       "--test",
+      // A hung test fails after two minutes instead of stalling CI.
+      "--test-timeout=120000",
       "--test-reporter=spec",
       "tests/**/*_test.ts",
     ],
@@ -48,7 +50,9 @@ const steps = [
   },
   {
     name: "bun test",
-    command: [bin("bun"), "test", "./tests/"],
+    // Bun's default per-test timeout is 5 s, which the interop and load
+    // tests reach on a loaded CI machine.
+    command: [bin("bun"), "test", "--timeout", "60000", "./tests/"],
     parse: (out) => {
       const pass = out.match(/^\s*(\d+) pass$/m);
       const fail = out.match(/^\s*(\d+) fail$/m);
