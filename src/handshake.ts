@@ -220,6 +220,12 @@ export interface ExtensionOffer {
    * name is safe to look up.
    */
   params: Record<string, string | true>;
+  /**
+   * Set when a parameter is named more than once in this element; `params`
+   * holds its first value. RFC 7692 §7 has a server decline such an offer
+   * (and the next one tried) and a client fail such a response.
+   */
+  repeated?: true;
 }
 
 /**
@@ -232,8 +238,8 @@ export interface ExtensionOffer {
  * client or the server during negotiation that does not conform to the
  * ABNF below, the recipient of such malformed data MUST immediately _Fail
  * the WebSocket Connection_." A quoted value must be a token once
- * unquoted; a parameter named twice in one element is refused too, as
- * every extension defined so far would have to refuse it. At most 256
+ * unquoted. A parameter named twice breaks no grammar rule: the element is
+ * kept, marked `repeated`, for the extension to decline. At most 256
  * elements and parameters in all. Linear time, no regular expressions.
  *
  * @throws {HandshakeError} with code `invalid_extensions` and status 400
@@ -282,13 +288,13 @@ export function parseExtensions(value: string): ExtensionOffer[] {
     if (++items > MAX_LIST_ITEMS) fail("too many elements");
     const name = token("an extension name");
     const params: Record<string, string | true> = Object.create(null);
+    let repeated = false;
     skipOws();
     while (i < length && value.charCodeAt(i) === 0x3b) { // ";"
       i++;
       skipOws();
       if (++items > MAX_LIST_ITEMS) fail("too many parameters");
       const param = token("a parameter name");
-      if (Object.hasOwn(params, param)) fail(`parameter ${param} repeated`);
       skipOws();
       let paramValue: string | true = true;
       if (i < length && value.charCodeAt(i) === 0x3d) { // "="
@@ -299,9 +305,10 @@ export function parseExtensions(value: string): ExtensionOffer[] {
           : token("a parameter value");
         skipOws();
       }
-      params[param] = paramValue;
+      if (Object.hasOwn(params, param)) repeated = true;
+      else params[param] = paramValue;
     }
-    offers.push({ name, params });
+    offers.push(repeated ? { name, params, repeated } : { name, params });
     if (i < length && value.charCodeAt(i) !== 0x2c) fail("expected , or ;");
     i++;
   }

@@ -227,8 +227,8 @@ interface Parsed {
 }
 
 // The parameters of one element, or why they are invalid (§7.1: unknown
-// names, values that are not what the parameter takes). parseExtensions has
-// already refused a parameter named twice.
+// names, values that are not what the parameter takes; a parameter named
+// twice is the caller's to check, as parseExtensions marks it).
 function parseParams(
   params: Record<string, string | true>,
   offer: boolean,
@@ -313,7 +313,9 @@ export function negotiatePerMessageDeflate(
 ): PerMessageDeflateAgreement | undefined {
   checkPerMessageDeflateOptions(options);
   for (const offer of offers) {
-    if (offer.name !== PERMESSAGE_DEFLATE) continue;
+    // §7: a server "MUST decline" an offer that "contains multiple
+    // extension parameters with the same name".
+    if (offer.name !== PERMESSAGE_DEFLATE || offer.repeated) continue;
     const parsed = parseParams(offer.params, true);
     if (typeof parsed === "string") continue;
     // §7.1.2.1: the server answers with "the same or smaller value as the
@@ -414,6 +416,9 @@ export function acceptPerMessageDeflateResponse(
   if (response.name !== PERMESSAGE_DEFLATE) {
     fail(`it names ${response.name}`);
   }
+  // §7: a client "MUST _Fail the WebSocket Connection_" on a response
+  // with "multiple extension parameters with the same name".
+  if (response.repeated) fail("a parameter is named twice");
   const parsed = parseParams(response.params, false);
   if (typeof parsed === "string") return fail(parsed);
   // §7.1.1.1: a server accepts an offer with server_no_context_takeover "by
