@@ -359,6 +359,16 @@ export interface Process {
 
 const KEEP = 64 * 1024;
 
+/** Starts tests/interop/peer.py (Python's websockets) with `args`. */
+export function pythonPeer(
+  scope: Scope,
+  ...args: string[]
+): ReturnType<typeof startProcess> {
+  return startProcess(scope, PYTHON, [join(INTEROP_DIR, "peer.py"), ...args], {
+    name: "peer.py",
+  });
+}
+
 /**
  * Starts `command` with stdout and stderr captured. With `group`, it gets
  * a process group of its own, killed whole (a browser and its helpers).

@@ -8,30 +8,21 @@
 // fail, unless SKIP_INTEROP=1 skips them.
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { WebSocketStream } from "../src/client.ts";
 import type { PerMessageDeflateOptions } from "../src/permessage_deflate.ts";
 import {
   answer,
   call,
   expectedMessages,
-  INTEROP_DIR,
   interopTest,
   missingPythonWebsockets,
-  PYTHON,
+  pythonPeer,
   pythonResult,
-  type Scope,
   type SideReport,
-  startProcess,
   startServer,
 } from "./_interop.ts";
 
-const PEER = join(INTEROP_DIR, "peer.py");
 const missing = missingPythonWebsockets();
-
-function python(scope: Scope, ...args: string[]) {
-  return startProcess(scope, PYTHON, [PEER, ...args], { name: "peer.py" });
-}
 
 const LIMIT = 64 * 1024 * 1024;
 
@@ -93,7 +84,7 @@ for (const config of CONFIGS) {
         // comes as a frame of a little more.
         maxFrameSize: LIMIT,
       });
-      const peer = python(scope, "call", server.wsUrl("/deflate"));
+      const peer = pythonPeer(scope, "call", server.wsUrl("/deflate"));
       const { ws } = await server.nextConnection();
       const [ours, theirs] = await Promise.all([
         answer(ws, { callerFragments: true }),
@@ -117,7 +108,7 @@ for (const config of CONFIGS) {
     `our client ⇄ python websockets server, permessage-deflate with ${config.name}: the full exchange, every byte`,
     { missing },
     async (scope) => {
-      const peer = python(scope, "answer");
+      const peer = pythonPeer(scope, "answer");
       const [, port] = await peer.line(/^LISTENING (\d+)$/);
       const ws = new WebSocketStream(`ws://127.0.0.1:${port}/deflate`, {
         perMessageDeflate: config.options,

@@ -9,7 +9,6 @@
 
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WebSocketError } from "../src/errors.ts";
 import {
@@ -18,25 +17,17 @@ import {
   type Connection,
   echoOnce,
   expectedMessages,
-  INTEROP_DIR,
   interopTest,
   missingPythonWebsockets,
-  PYTHON,
+  pythonPeer,
   pythonResult,
-  type Scope,
   type SideReport,
-  startProcess,
   startServer,
   TLS_CERT,
   TLS_KEY,
 } from "./_interop.ts";
 
-const PEER = join(INTEROP_DIR, "peer.py");
 const missing = missingPythonWebsockets();
-
-function python(scope: Scope, ...args: string[]) {
-  return startProcess(scope, PYTHON, [PEER, ...args], { name: "peer.py" });
-}
 
 /** Checks the messages a side received against what the other side sent. */
 function assertReceived(
@@ -73,7 +64,7 @@ for (const tls of [false, true]) {
     { missing },
     async (scope) => {
       const server = await startServer(scope, {}, { tls });
-      const peer = python(
+      const peer = pythonPeer(
         scope,
         "call",
         server.wsUrl("/exchange"),
@@ -124,7 +115,11 @@ interopTest(
   { missing },
   async (scope) => {
     const server = await startServer(scope);
-    const peer = python(scope, "server-close", server.wsUrl("/server-close"));
+    const peer = pythonPeer(
+      scope,
+      "server-close",
+      server.wsUrl("/server-close"),
+    );
     const { ws } = await server.nextConnection();
     assert.equal(await echoOnce(ws), "hello");
     ws.close({ closeCode: 1000, reason: "server says bye" });
@@ -144,7 +139,7 @@ interopTest(
   { missing },
   async (scope) => {
     const server = await startServer(scope);
-    const peer = python(scope, "abort", server.wsUrl("/abort"));
+    const peer = pythonPeer(scope, "abort", server.wsUrl("/abort"));
     const { ws } = await server.nextConnection();
     assert.equal(await echoOnce(ws), "hello");
     const theirs = await pythonResult(peer);
@@ -183,7 +178,11 @@ for (const tls of [false, true]) {
           options?: { tls?: { ca?: string } },
         ) => Connection;
       };
-      const peer = python(scope, "answer", ...(tls ? [TLS_CERT, TLS_KEY] : []));
+      const peer = pythonPeer(
+        scope,
+        "answer",
+        ...(tls ? [TLS_CERT, TLS_KEY] : []),
+      );
       const [, port] = await peer.line(/^LISTENING (\d+)$/);
       const ws = new WebSocketStream(
         `${tls ? "wss" : "ws"}://127.0.0.1:${port}/exchange`,
