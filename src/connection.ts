@@ -9,7 +9,8 @@
 import { deferred } from "./_deferred.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
-import { connectionLost, WebSocketError } from "./errors.ts";
+import { connectionLost } from "./_connection_lost.ts";
+import { WebSocketError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_SIZE, type Frame, type Role } from "./frame.ts";
 import { FrameDecoderStream } from "./frame_decoder_stream.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";

@@ -75,12 +75,3 @@ export class WebSocketError extends Error {
     this.closeCode = options.closeCode;
   }
 }
-
-/** The error for a transport that went away without a Close frame (1006). */
-export function connectionLost(what: string, cause?: unknown): WebSocketError {
-  return new WebSocketError(`The connection was lost: ${what}`, {
-    code: "connection_lost",
-    closeCode: 1006,
-    cause,
-  });
-}

@@ -5,9 +5,14 @@
  */
 
 import { checkSize } from "./_options.ts";
-import { encodeUtf8 } from "./_utf8.ts";
+import {
+  dataFrame,
+  messageBytes,
+  messageOpcode,
+  typeOf,
+} from "./_message_frames.ts";
 import type { Frame } from "./frame.ts";
-import { DEFAULT_FRAGMENT_SIZE, type MessageType } from "./message.ts";
+import { DEFAULT_FRAGMENT_SIZE } from "./message.ts";
 import { Opcode } from "./opcode.ts";
 
 /** Options for {@linkcode MessageEncoder}. */
@@ -19,25 +24,6 @@ export interface MessageEncoderOptions {
    * @default {1048576} (1 MiB)
    */
   fragmentSize?: number;
-}
-
-/** The bytes of a message's data: strings as UTF-8. */
-export function messageBytes(data: string | Uint8Array): Uint8Array {
-  return typeof data === "string" ? encodeUtf8(data) : data;
-}
-
-/** A data frame with no reserved bits. */
-export function dataFrame(
-  opcode: Opcode,
-  payload: Uint8Array,
-  fin: boolean,
-): Frame {
-  return { fin, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
-}
-
-/** The opcode of a message's first frame. */
-export function messageOpcode(type: MessageType): Opcode {
-  return type === "text" ? Opcode.Text : Opcode.Binary;
 }
 
 /**
@@ -80,7 +66,7 @@ export class MessageEncoder {
    * @throws {TypeError} if `message` is neither a string nor bytes.
    */
   encode(message: string | Uint8Array, emit: (frame: Frame) => void): void {
-    const opcode = typeOf(message) === "text" ? Opcode.Text : Opcode.Binary;
+    const opcode = messageOpcode(typeOf(message));
     const payload = messageBytes(message);
     const size = this.fragmentSize;
     if (payload.length <= size) {
@@ -98,15 +84,4 @@ export class MessageEncoder {
       );
     }
   }
-}
-
-/** The type of a message, or a TypeError if it is not one. */
-export function typeOf(message: unknown): MessageType {
-  if (typeof message === "string") return "text";
-  if (message instanceof Uint8Array) return "binary";
-  throw new TypeError(
-    `Cannot send message: expected a string or a Uint8Array, got ${
-      message === null ? "null" : typeof message
-    }`,
-  );
 }

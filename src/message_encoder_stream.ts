@@ -8,12 +8,10 @@
 import { Stage } from "./_stage.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD } from "./frame.ts";
 import type { MessageType, OutgoingMessage } from "./message.ts";
+import { dataFrame, messageBytes, messageOpcode } from "./_message_frames.ts";
 import {
-  dataFrame,
-  messageBytes,
   MessageEncoder,
   type MessageEncoderOptions,
-  messageOpcode,
 } from "./message_encoder.ts";
 import { isControlOpcode, isKnownOpcode, Opcode } from "./opcode.ts";
 

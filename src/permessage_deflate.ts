@@ -14,7 +14,19 @@ import {
   parseExtensions,
 } from "./handshake.ts";
 
-/** The extension's name (RFC 7692 §7). */
+/**
+ * The extension's name (RFC 7692 §7).
+ *
+ * @example Finding the offer in a request
+ * ```ts
+ * import { PERMESSAGE_DEFLATE } from "./permessage_deflate.ts";
+ * import { parseExtensions } from "./handshake.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const offers = parseExtensions("x-foo, permessage-deflate; client_max_window_bits");
+ * assert.equal(offers.findIndex((o) => o.name === PERMESSAGE_DEFLATE), 1);
+ * ```
+ */
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
 
 /**
@@ -114,7 +126,21 @@ const NO_CONTEXT = [
 ] as const;
 
 /**
- * Checks the options, as a constructor taking them would.
+ * Checks the options, as a constructor taking them would: `null` when
+ * compression is off, the options (`{}` for `true`) when it is on.
+ *
+ * @example Off, on, and a window too small
+ * ```ts
+ * import { checkPerMessageDeflateOptions } from "./permessage_deflate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(checkPerMessageDeflateOptions(false), null);
+ * assert.deepEqual(checkPerMessageDeflateOptions(true), {});
+ * assert.throws(
+ *   () => checkPerMessageDeflateOptions({ serverMaxWindowBits: 7 }),
+ *   RangeError,
+ * );
+ * ```
  *
  * @throws {RangeError} for a window outside 8–15, a level outside -1–9, a
  * memory level outside 1–9 or a negative threshold.
@@ -365,6 +391,27 @@ export interface PerMessageDeflateAgreement extends ExtensionAgreement {
 /**
  * An `extensions` hook for {@linkcode acceptUpgrade} that accepts
  * permessage-deflate with these options, and no other extension.
+ *
+ * @example A server that compresses with a 4 KiB window
+ * ```ts
+ * import { perMessageDeflateExtension } from "./permessage_deflate.ts";
+ * import { acceptUpgrade } from "./handshake.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const result = await acceptUpgrade({
+ *   method: "GET",
+ *   headers: new Headers({
+ *     host: "example.com",
+ *     upgrade: "websocket",
+ *     connection: "Upgrade",
+ *     "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+ *     "sec-websocket-version": "13",
+ *     "sec-websocket-extensions": "permessage-deflate; client_max_window_bits",
+ *   }),
+ * }, { extensions: perMessageDeflateExtension({ serverMaxWindowBits: 12 }) });
+ * assert.ok(result.ok);
+ * assert.equal(result.extensions, "permessage-deflate; server_max_window_bits=12");
+ * ```
  */
 export function perMessageDeflateExtension(
   options: PerMessageDeflateOptions = {},
@@ -457,6 +504,17 @@ export function acceptPerMessageDeflateResponse(
  * `null` if it does not include permessage-deflate. The value must have
  * been checked already: by {@linkcode negotiatePerMessageDeflate} on the
  * server, {@linkcode acceptPerMessageDeflateResponse} on the client.
+ *
+ * @example Each end compresses with the window the other may use
+ * ```ts
+ * import { deflateSettings } from "./permessage_deflate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const agreed = "permessage-deflate; server_max_window_bits=10";
+ * assert.equal(deflateSettings(agreed, "server")?.deflateWindowBits, 10);
+ * assert.equal(deflateSettings(agreed, "client")?.inflateWindowBits, 10);
+ * assert.equal(deflateSettings("", "client"), null);
+ * ```
  */
 export function deflateSettings(
   extensions: string,

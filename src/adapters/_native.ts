@@ -16,7 +16,8 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
 } from "../connection.ts";
-import { connectionLost, WebSocketError } from "../errors.ts";
+import { connectionLost } from "../_connection_lost.ts";
+import { WebSocketError } from "../errors.ts";
 import type { Message } from "../message.ts";
 
 /**
