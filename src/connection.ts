@@ -7,8 +7,9 @@
  */
 
 import { deferred } from "./_deferred.ts";
+import { checkClose, pingPayload } from "./_endpoint.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
-import { decodeClose, encodeClose, isApplicationCloseCode } from "./close.ts";
+import { decodeClose, encodeClose } from "./close.ts";
 import { connectionLost } from "./_connection_lost.ts";
 import { WebSocketError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_SIZE, type Frame, type Role } from "./frame.ts";
@@ -471,13 +472,7 @@ export class WebSocketConnection<S extends boolean = false> {
    */
   close(options: WebSocketCloseOptions = {}): void {
     const { closeCode, reason = "" } = options;
-    if (closeCode !== undefined && !isApplicationCloseCode(closeCode)) {
-      throw new RangeError(
-        `Cannot close: the close code must be 1000 or from 3000 to 4999, got ${closeCode}`,
-      );
-    }
-    // Checks the reason's length.
-    encodeClose({ closeCode: closeCode ?? 1000, reason });
+    checkClose(closeCode, reason);
     if (this.#transport === null) {
       // Still connecting: close as soon as it opens.
       this.#pendingClose ??= options;
@@ -496,12 +491,7 @@ export class WebSocketConnection<S extends boolean = false> {
    */
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
-    const payload = typeof data === "string"
-      ? new TextEncoder().encode(data)
-      : data ?? this.#nextPingPayload();
-    if (payload.length > 125) {
-      throw new RangeError("Cannot ping: the payload is more than 125 bytes");
-    }
+    const payload = pingPayload(data, () => ++this.#pingCounter);
     if (this.#closeSent || this.#finished) {
       throw new TypeError("Cannot ping: the connection is closing");
     }
@@ -510,16 +500,6 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#pings.push({ key, resolve: resolve as () => void, reject });
     this.#encoder!.sendControl(controlFrame(Opcode.Ping, payload));
     return promise;
-  }
-
-  #nextPingPayload(): Uint8Array {
-    const n = ++this.#pingCounter;
-    return new Uint8Array([
-      n >>> 24,
-      (n >>> 16) & 0xff,
-      (n >>> 8) & 0xff,
-      n & 0xff,
-    ]);
   }
 
   #start(transport: HandshakeResult): void {

@@ -10,8 +10,8 @@
 // the close handshake.
 
 import { type Deferred, deferred } from "../_deferred.ts";
+import { checkClose, pingPayload } from "../_endpoint.ts";
 import { checkSize, checkTime } from "../_options.ts";
-import { encodeClose, isApplicationCloseCode } from "../close.ts";
 import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
@@ -310,13 +310,7 @@ export class NativeBridge implements WebSocketEndpoint {
 
   close(options: WebSocketCloseOptions = {}): void {
     const { closeCode, reason = "" } = options;
-    if (closeCode !== undefined && !isApplicationCloseCode(closeCode)) {
-      throw new RangeError(
-        `Cannot close: the close code must be 1000 or from 3000 to 4999, got ${closeCode}`,
-      );
-    }
-    // Checks the reason's length.
-    encodeClose({ closeCode: closeCode ?? 1000, reason });
+    checkClose(closeCode, reason);
     if (this.#finished || this.#closeSent) return;
     if (this.#driver === null) {
       // Still opening: close as soon as it opens.
@@ -328,12 +322,7 @@ export class NativeBridge implements WebSocketEndpoint {
 
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
-    const payload = typeof data === "string"
-      ? new TextEncoder().encode(data)
-      : data ?? this.#nextPingPayload();
-    if (payload.length > 125) {
-      throw new RangeError("Cannot ping: the payload is more than 125 bytes");
-    }
+    const payload = pingPayload(data, () => ++this.#pingCounter);
     const driver = this.#driver!;
     if (driver.ping === undefined) {
       throw new TypeError(`Cannot ping: ${this.#noPing}`);
@@ -352,16 +341,6 @@ export class NativeBridge implements WebSocketEndpoint {
       );
     }
     return ping.promise;
-  }
-
-  #nextPingPayload(): Uint8Array {
-    const n = ++this.#pingCounter;
-    return new Uint8Array([
-      n >>> 24,
-      (n >>> 16) & 0xff,
-      (n >>> 8) & 0xff,
-      n & 0xff,
-    ]);
   }
 
   async #write(message: NativeMessageInput): Promise<void> {
