@@ -3,6 +3,7 @@
 // counters that check every batch, and the table rows of ours against ws.
 
 import { Buffer } from "node:buffer";
+import { concat } from "../src/_bytes.ts";
 import type { Frame } from "../src/frame.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import { FrameEncoder } from "../src/frame_encoder.ts";
@@ -34,16 +35,6 @@ export function wireSize(size: number, masked: boolean): number {
 /** A single-frame message. */
 export function frameOf(opcode: Opcode, payload: Uint8Array): Frame {
   return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 export function equal(a: Uint8Array, b: Uint8Array): boolean {

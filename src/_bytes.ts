@@ -21,3 +21,16 @@ export function allocate(size: number): Uint8Array {
   used = (used + size + 7) & ~7;
   return out;
 }
+
+/** One new buffer holding `parts`, in order. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

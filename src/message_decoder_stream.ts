@@ -5,6 +5,7 @@
  * @module
  */
 
+import { concat } from "./_bytes.ts";
 import { Stage } from "./_stage.ts";
 import { WebSocketError } from "./errors.ts";
 import { Opcode } from "./opcode.ts";
@@ -246,18 +247,6 @@ export class MessageDecoderStream<S extends boolean = false>
       this.#body = null;
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 const utf8Encoder = new TextEncoder();

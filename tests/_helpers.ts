@@ -1,5 +1,6 @@
 // Helpers shared by the tests.
 
+export { concat } from "../src/_bytes.ts";
 import type { Frame } from "../src/frame.ts";
 import type { Opcode } from "../src/opcode.ts";
 
@@ -25,19 +26,6 @@ export function frame(
 /** Bytes from numbers, for readable golden vectors. */
 export function bytes(...values: number[]): Uint8Array {
   return new Uint8Array(values);
-}
-
-/** Concatenates chunks into one buffer. */
-export function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /** Reads a stream to its end. */
@@ -79,4 +67,15 @@ export function duplexPair(): [MemoryEnd, MemoryEnd] {
     { readable: ba.readable, writable: ab.writable },
     { readable: ab.readable, writable: ba.writable },
   ];
+}
+
+/** Pseudo-random bytes, the same for the same seed. */
+export function payload(size: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
 }

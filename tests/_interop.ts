@@ -22,6 +22,7 @@ import process from "node:process";
 import type { Duplex } from "node:stream";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { concat } from "../src/_bytes.ts";
 import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
 import type {
   WebSocketCloseInfo,
@@ -258,7 +259,7 @@ export async function startServer(
       const chunks: Uint8Array[] = [];
       request.on("data", (chunk: Uint8Array) => chunks.push(chunk));
       request.on("end", () => {
-        const text = new TextDecoder().decode(concatBytes(chunks));
+        const text = new TextDecoder().decode(concat(chunks));
         let body: unknown;
         try {
           body = JSON.parse(text);
@@ -582,18 +583,6 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /** What the receiver of a side's messages should report, in order. */

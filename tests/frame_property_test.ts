@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { concat } from "../src/_bytes.ts";
 import { mask } from "../src/_mask.ts";
 import { WebSocketError, type WebSocketErrorCode } from "../src/errors.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD, type Role } from "../src/frame.ts";
@@ -41,18 +42,6 @@ function filled(length: number, seed: number): Uint8Array {
     x ^= x >>> 17;
     x ^= x << 5;
     out[i] = x;
-  }
-  return out;
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
   }
   return out;
 }
