@@ -21,6 +21,7 @@ import { type DenoUpgradeOptions, upgrade } from "../src/adapters/deno.ts";
 import { WebSocketStream } from "../src/client.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { HandshakeError } from "../src/handshake.ts";
+import { payload } from "./_helpers.ts";
 
 // The codec's connection has the shape the bridged sockets have.
 export const codecIsEndpoint = (
@@ -129,16 +130,6 @@ async function echo(socket: WebSocketEndpoint) {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function payload(size: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
-}
 
 /** Text of exactly `size` bytes of UTF-8, mostly two-byte characters. */
 function text(size: number): string {

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { HandshakeError } from "../src/handshake.ts";
+import { payload } from "./_helpers.ts";
 
 // Under Bun, import "ws" gives Bun's own client; load the package by path.
 const require = createRequire(import.meta.url);
@@ -96,16 +97,6 @@ function wsClient(url: string, options: Record<string, unknown> = {}) {
 }
 
 const sizes = [0, 125, 64 * 1024, 16 * 1024 * 1024];
-
-function payload(size: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
-}
 
 test("upgrade echoes ws's text and binary messages of every size, byte for byte", async () => {
   const server = await serve(echo);

@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { WebSocketStream } from "../src/client.ts";
 import { WebSocketError } from "../src/errors.ts";
 import { HandshakeError } from "../src/handshake.ts";
+import { payload } from "./_helpers.ts";
 
 // Under Bun, import "ws" gives Bun's own shim; load the package by path.
 const require = createRequire(import.meta.url);
@@ -165,17 +166,6 @@ function accept(request: string, extra = ""): string {
     .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
   return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
     `Connection: Upgrade\r\nSec-WebSocket-Accept: ${digest}\r\n${extra}\r\n`;
-}
-
-/** Pseudo-random bytes, the same for the same seed. */
-function payload(size: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
 }
 
 /** Text of exactly `size` bytes of UTF-8, with 2-, 3- and 4-byte characters. */
