@@ -619,7 +619,8 @@ export class WebSocketConnection<S extends boolean = false> {
     incoming.then(() => this.#onReadEnd(), (error) => this.#onReadError(error));
 
     // Outgoing: everything the encoder produces, up to and including the
-    // Close frame; the transport is closed by #finishClose(), not the pipe.
+    // Close frame; the transport is closed by #closeWritable() or #finish(),
+    // not the pipe.
     this.#outgoing = bytes.pipeTo(transport.writable, {
       preventClose: true,
       signal: this.#writeAbort.signal,
@@ -701,16 +702,10 @@ export class WebSocketConnection<S extends boolean = false> {
   // it, and a newer ping replaces its payload: a peer that floods pings
   // and never reads the pongs costs one pong, not one per ping.
   #pong(payload: Uint8Array): void {
-    if (this.#pendingPong === null) {
-      const drained = this.#encoder!.drained();
-      if (drained === undefined) {
-        this.#encoder!.sendControl(controlFrame(Opcode.Pong, payload));
-        return;
-      }
-      drained.then(() => this.#sendPong());
-    }
+    const waiting = this.#pendingPong !== null;
     // A copy: the decoder may reuse the payload's buffer.
     this.#pendingPong = payload.slice();
+    if (!waiting) this.#sendPong();
   }
 
   #sendPong(): void {
