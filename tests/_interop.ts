@@ -6,6 +6,7 @@
 // The peers come from Debian (tests/interop/install.sh). A missing peer
 // fails its tests, unless SKIP_INTEROP=1 is set: then they are skipped.
 
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -583,6 +584,40 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * Checks the exchange between our server (`ours`, from `answer()`) and the
+ * headless Chromium page (`theirs`, its report): every message both ways,
+ * byte for byte, the page's pongs to our pings (one between two
+ * fragments), and its close with 4000.
+ */
+export function assertPageExchange(
+  ours: SideReport,
+  theirs: Record<string, unknown>,
+): void {
+  assert.deepEqual(
+    ours.received.map(({ name, type, size, sha256, ok }) => ({
+      name,
+      type,
+      size,
+      sha256,
+      ok,
+    })),
+    expectedMessages(1, false, false).map((m) => ({ ...m, ok: true })),
+    "our server received other messages than chromium sent",
+  );
+  assert.deepEqual(
+    theirs.received,
+    expectedMessages(2, true, true).map((m) => ({ ...m, ok: true })),
+    "chromium received other messages than our server sent",
+  );
+  assert.equal(ours.pong, true);
+  assert.equal(ours.midMessagePong, true);
+  assert.deepEqual(ours.close, {
+    closeCode: 4000,
+    reason: "bye from chromium",
+  });
 }
 
 /** What the receiver of a side's messages should report, in order. */
