@@ -77,7 +77,8 @@ for (const tls of [false, true]) {
         pythonResult(peer),
       ]);
       assert.equal(theirs.error, undefined, String(theirs.error));
-      // Python offered permessage-deflate; we accept no extension yet.
+      // Python offered permessage-deflate; this server is not configured for
+      // it (interop_python_deflate_test.ts covers it).
       assert.deepEqual(theirs.extensions, []);
       assert.equal((await ws.opened).extensions, "");
 
