@@ -18,8 +18,8 @@
 // closed with 4013 (the application-range twin of 1013 "try again later";
 // applications may only send 1000 and 3000–4999). Its Close waits behind
 // what it has not read; if the close handshake is not done within the
-// connection's `closeTimeout`, `closed` rejects and the server destroys
-// the socket (server.ts). What a slow client costs the server is thus
+// connection's `closeTimeout`, `closed` rejects and the connection drops
+// the socket. What a slow client costs the server is thus
 // bounded: `maxQueue` messages, plus the socket's buffers, for at most
 // `closeTimeout` after the queue overflows.
 

@@ -6,7 +6,6 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { upgrade } from "../../src/adapters/node.ts";
-import { HandshakeError } from "../../src/handshake.ts";
 import { ChatHub, type ChatOptions } from "./hub.ts";
 import { MAX_TEXT_LENGTH } from "./protocol.ts";
 
@@ -66,15 +65,9 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       maxMessageSize: MAX_MESSAGE_SIZE,
       closeTimeout: options.closeTimeout,
     });
+    // A client too slow to take its Close within closeTimeout is dropped
+    // by the connection itself, socket and all.
     void hub.accept(ws);
-    // After an unclean end (a handshake refused, a peer dead or too slow to
-    // take its Close within closeTimeout) the socket must go too. The
-    // connection cannot drop a socket that is stuck in a write to a peer
-    // that reads nothing, so the server does it here.
-    ws.closed.catch((error) => {
-      // A refusal has been written: let it reach the client.
-      if (!(error instanceof HandshakeError)) socket.destroy();
-    });
   });
   return {
     server,
