@@ -25,6 +25,7 @@ import {
 } from "../src/frame_encoder.ts";
 import { FrameEncoderStream } from "../src/frame_encoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
+import { collect, streamOf } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -136,27 +137,6 @@ function split(bytes: Uint8Array, sizes: readonly number[]): Uint8Array[] {
   return chunks;
 }
 
-function streamOf<T>(items: readonly T[]): ReadableStream<T> {
-  let next = 0;
-  return new ReadableStream<T>({
-    pull(controller) {
-      if (next < items.length) controller.enqueue(items[next++]);
-      else controller.close();
-    },
-  });
-}
-
-async function collect<T>(stream: ReadableStream<T>): Promise<T[]> {
-  const out: T[] = [];
-  const reader = stream.getReader();
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) return out;
-    out.push(value);
-  }
-}
-
-/** Re-chunks a byte stream by `sizes` in turn, across input chunk bounds. */
 function rechunk(sizes: readonly number[]): TransformStream<
   Uint8Array,
   Uint8Array
