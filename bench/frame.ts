@@ -430,7 +430,7 @@ if (only.has("encode")) {
   await benchEncode(true);
   console.log(
     "\n## Encode, unmasked (role server / ws mask: false)\n" +
-      "ws always emits [header, payload]; ours copies payloads up to 16 KiB\n" +
+      "ws always emits [header, payload]; ours copies payloads up to 512 B\n" +
       "behind the header and passes larger ones through, so at 64 KiB and up\n" +
       "neither copies and GB/s is nominal.",
   );

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { allocateOwn } from "./_bytes.ts";
 import { mask, readMaskKey } from "./_mask.ts";
 import { checkRole, checkSize } from "./_options.ts";
 import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
@@ -348,7 +349,7 @@ export class FrameDecoder {
     // A header that ends its chunk leaves the payload to the next one, which
     // may hold all of it: allocate only once that is known.
     this.#deferred = !split && available === 0;
-    this.#payload = split || available === 0 ? null : new Uint8Array(length);
+    this.#payload = split || available === 0 ? null : allocateOwn(length);
     return this.#fill(chunk.subarray(offset), emit) + offset;
   }
 
@@ -367,7 +368,7 @@ export class FrameDecoder {
         emit(makeFrame(this.#b0, payload));
         return length;
       }
-      this.#payload = new Uint8Array(length);
+      this.#payload = allocateOwn(length);
     }
     const phase = this.#filled;
     const need = this.#length - phase;
