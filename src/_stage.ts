@@ -13,11 +13,30 @@
 // - Backpressure from inside: a stage can wait for its reader between the
 //   pieces of one input (the fragments of a large message), so a control
 //   frame can be slotted in between them.
+//
+// A stage's streams are made when first asked for. Stages that an owner
+// links with link() (a connection wires its own) hand chunks on the same
+// way, and never make the streams between them: a stream costs about a
+// kilobyte, and a connection has several such joints.
 
 type Waiter = () => void;
 
 const noop = () => {};
 const NO_FAILURE = Symbol("no failure");
+
+let linkStages: (
+  from: Stage<unknown, unknown>,
+  to: Stage<unknown, unknown>,
+) => void;
+
+/**
+ * Fuses `from` into `to`, as `from.readable.pipeThrough(to)` would, without
+ * making either of the streams between them. Both must be fresh.
+ */
+export function link<A, B, C>(from: Stage<A, B>, to: Stage<B, C>): Stage<B, C> {
+  linkStages(from as Stage<unknown, unknown>, to as Stage<unknown, unknown>);
+  return to;
+}
 
 /**
  * The base of every stream in this library. Subclasses implement
@@ -25,13 +44,10 @@ const NO_FAILURE = Symbol("no failure");
  * `cleanup`, and call `enqueue` for their output.
  */
 export abstract class Stage<I, O> {
-  /** The output side. */
-  readonly readable: ReadableStream<O>;
-  /** The input side. */
-  readonly writable: WritableStream<I>;
-
-  #readableController!: ReadableStreamDefaultController<O>;
-  #writableController!: WritableStreamDefaultController;
+  #readable: ReadableStream<O> | null = null;
+  #writable: WritableStream<I> | null = null;
+  #readableController: ReadableStreamDefaultController<O> | null = null;
+  #writableController: WritableStreamDefaultController | null = null;
   #next: Stage<O, unknown> | null = null;
   #nextWriter: WritableStreamDefaultWriter<O> | null = null;
   #prev: Stage<unknown, I> | null = null;
@@ -41,8 +57,28 @@ export abstract class Stage<I, O> {
   #outputClosed = false;
   #failure: unknown = NO_FAILURE;
 
-  constructor() {
-    this.readable = new ReadableStream<O>({
+  static {
+    linkStages = (from, to) => {
+      if (from.#readable !== null || to.#writable !== null || from.#enqueued) {
+        throw new TypeError("Cannot link stages that are already in use");
+      }
+      from.#next = to;
+      to.#prev = from;
+    };
+  }
+
+  /** The output side. */
+  get readable(): ReadableStream<O> {
+    return this.#readable ?? this.#makeReadable();
+  }
+
+  /** The input side. */
+  get writable(): WritableStream<I> {
+    return this.#writable ?? this.#makeWritable();
+  }
+
+  #makeReadable(): ReadableStream<O> {
+    const readable = this.#readable = new ReadableStream<O>({
       start: (controller) => {
         this.#readableController = controller;
       },
@@ -50,14 +86,34 @@ export abstract class Stage<I, O> {
         // The queue has drained (its high-water mark is one chunk): a
         // failure held back until now can be reported.
         if (this.#failure !== NO_FAILURE) {
-          this.#readableController.error(this.#failure);
+          this.#readableController!.error(this.#failure);
         } else {
           this.wake();
         }
       },
       cancel: (reason) => this.#cancel(reason),
     }, { highWaterMark: 1 });
-    this.writable = new WritableStream<I>({
+    if (this.#next !== null) {
+      // Linked: it looks as a piped stream does, and nothing flows through.
+      readable.getReader().closed.catch(noop);
+      return readable;
+    }
+    const pipeThrough = readable.pipeThrough;
+    readable.pipeThrough = ((transform, options) => {
+      if (
+        transform instanceof Stage && transform.fusable &&
+        options === undefined && !this.#enqueued && !readable.locked &&
+        !transform.#writableLocked()
+      ) {
+        return this.#fuse(transform);
+      }
+      return pipeThrough.call(readable, transform, options);
+    }) as typeof pipeThrough;
+    return readable;
+  }
+
+  #makeWritable(): WritableStream<I> {
+    const writable = this.#writable = new WritableStream<I>({
       start: (controller) => {
         this.#writableController = controller;
       },
@@ -65,18 +121,19 @@ export abstract class Stage<I, O> {
       close: () => this.#close(),
       abort: (reason) => this.#fail(reason),
     });
-    const readable = this.readable;
-    const pipeThrough = readable.pipeThrough;
-    readable.pipeThrough = ((transform, options) => {
-      if (
-        transform instanceof Stage && transform.fusable &&
-        options === undefined && !this.#enqueued && !readable.locked &&
-        !transform.writable.locked
-      ) {
-        return this.#fuse(transform);
-      }
-      return pipeThrough.call(readable, transform, options);
-    }) as typeof pipeThrough;
+    if (this.#prev !== null) writable.getWriter().closed.catch(noop);
+    return writable;
+  }
+
+  #writableLocked(): boolean {
+    return this.#prev !== null || (this.#writable?.locked ?? false);
+  }
+
+  // The readable's controller, making the readable if nobody has asked for
+  // it yet: output waits in its queue as it would have.
+  #output(): ReadableStreamDefaultController<O> {
+    if (this.#readableController === null) this.#makeReadable();
+    return this.#readableController!;
   }
 
   /** Whether `transform` is synchronous, so an upstream stage may fuse into it. */
@@ -110,7 +167,7 @@ export abstract class Stage<I, O> {
     const next = this.#next;
     if (next !== null) return next.ready();
     if (this.#finished || this.#outputClosed) return undefined;
-    const desired = this.#readableController.desiredSize;
+    const desired = this.#output().desiredSize;
     if (desired === null || desired > 0) return undefined;
     return this.wait();
   }
@@ -144,7 +201,7 @@ export abstract class Stage<I, O> {
       next.#transformFused(chunk);
     } else {
       this.#enqueued = true;
-      this.#readableController.enqueue(chunk);
+      this.#output().enqueue(chunk);
     }
   }
 
@@ -167,9 +224,15 @@ export abstract class Stage<I, O> {
     if (this.#outputClosed || this.#finished) return;
     this.#outputClosed = true;
     this.wake();
-    this.#readableController.close();
-    const nextWriter = this.#nextWriter;
-    if (nextWriter !== null) nextWriter.close().catch(noop);
+    const next = this.#next;
+    if (next === null) {
+      this.#output().close();
+    } else if (this.#nextWriter !== null) {
+      this.#readableController!.close();
+      this.#nextWriter.close().catch(noop);
+    } else {
+      next.#closeLinked();
+    }
   }
 
   #transformFused(chunk: I): void {
@@ -212,9 +275,21 @@ export abstract class Stage<I, O> {
     this.#finished = true;
     this.wake();
     if (this.#outputClosed) return;
-    this.#readableController.close();
-    const nextWriter = this.#nextWriter;
-    if (nextWriter !== null) return nextWriter.close();
+    const next = this.#next;
+    if (next === null) {
+      this.#output().close();
+    } else if (this.#nextWriter !== null) {
+      this.#readableController!.close();
+      return this.#nextWriter.close();
+    } else {
+      return next.#close();
+    }
+  }
+
+  // A linked upstream stage ended its output early (closeOutput).
+  #closeLinked(): void {
+    const closing = this.#close();
+    if (closing !== undefined) closing.catch(noop);
   }
 
   // The input failed (abort), or this stage's core threw: fail the output
@@ -227,11 +302,14 @@ export abstract class Stage<I, O> {
     this.wake();
     this.cleanup(reason);
     if (this.#outputClosed) return;
+    const next = this.#next;
     const nextWriter = this.#nextWriter;
     if (nextWriter !== null) {
       nextWriter.abort(reason).catch(noop);
-    } else if (this.#readableController.desiredSize! >= 1) {
-      this.#readableController.error(reason);
+    } else if (next !== null) {
+      next.#fail(reason);
+    } else if (this.#output().desiredSize! >= 1) {
+      this.#readableController!.error(reason);
     } else {
       this.#failure = reason;
     }
@@ -250,7 +328,7 @@ export abstract class Stage<I, O> {
     this.#finished = true;
     this.wake();
     this.cleanup(reason);
-    this.#writableController.error(reason);
+    this.#writableController?.error(reason);
     const prev = this.#prev;
     if (prev !== null) prev.#cancel(reason);
   }

@@ -7,6 +7,7 @@
  */
 
 import { deferred } from "./_deferred.ts";
+import { link } from "./_stage.ts";
 import { checkClose, pingPayload } from "./_endpoint.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose } from "./close.ts";
@@ -546,34 +547,40 @@ export class WebSocketConnection<S extends boolean = false> {
     // Compressed messages inflate between the frame and message decoders,
     // so the message-size limit counts inflated bytes as they come out, and
     // a message streamed to a slow reader inflates only as it is read.
-    const frames = deflate === null
-      ? frameDecoder.readable
-      : frameDecoder.readable.pipeThrough(
-        new MessageInflateStream({
-          windowBits: deflate.inflateWindowBits,
-          noContextTakeover: deflate.inflateNoContextTakeover,
-        }),
-      );
-    const readable = frames.pipeThrough(messageDecoder);
+    if (deflate === null) {
+      link(frameDecoder, messageDecoder);
+    } else {
+      const inflate = new MessageInflateStream({
+        windowBits: deflate.inflateWindowBits,
+        noContextTakeover: deflate.inflateNoContextTakeover,
+      });
+      frameDecoder.readable.pipeTo(inflate.writable).catch(noop);
+      link(inflate, messageDecoder);
+    }
+    const readable = messageDecoder.readable;
 
     const encoder = new ConnectionEncoder({
       fragmentSize: options.fragmentSize,
     });
     this.#encoder = encoder;
-    const outgoing = deflate === null
-      ? encoder.readable
-      : encoder.readable.pipeThrough(
-        new MessageDeflateStream({
-          windowBits: deflate.deflateWindowBits,
-          noContextTakeover: deflate.deflateNoContextTakeover,
-          threshold: deflate.threshold,
-          level: deflate.level,
-          memLevel: deflate.memLevel,
-        }),
-      );
-    const bytes = this.#output = outgoing.pipeThrough(
-      new FrameEncoderStream({ role, maskKey: options.maskKey }),
-    );
+    const frameEncoder = new FrameEncoderStream({
+      role,
+      maskKey: options.maskKey,
+    });
+    if (deflate === null) {
+      link(encoder, frameEncoder);
+    } else {
+      const compress = new MessageDeflateStream({
+        windowBits: deflate.deflateWindowBits,
+        noContextTakeover: deflate.deflateNoContextTakeover,
+        threshold: deflate.threshold,
+        level: deflate.level,
+        memLevel: deflate.memLevel,
+      });
+      encoder.readable.pipeTo(compress.writable).catch(noop);
+      link(compress, frameEncoder);
+    }
+    const bytes = this.#output = frameEncoder.readable;
     const writable = new WritableStream<MessageInput>({
       start: (controller) => {
         this.#writableController = controller;

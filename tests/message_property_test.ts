@@ -32,6 +32,7 @@ import {
   type MessageInput,
 } from "../src/message_encoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
+import { link, type Stage } from "../src/_stage.ts";
 import { collect, concat, frame, streamOf } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------
@@ -195,6 +196,8 @@ interface DecodeOptions {
   role: Role;
   /** Pipe with no options (fusing the stages), or with `{}` (a real pipe). */
   fused: boolean;
+  /** With fused: wire the stages with link(), as a connection does. */
+  linked?: boolean;
   streaming: boolean;
   /** For streamed messages, in turn. */
   readers: readonly Reader[];
@@ -238,6 +241,15 @@ async function readBody(
   return got;
 }
 
+/** Two stages joined by link(), as one transform. */
+function linked<A, B, C>(
+  from: Stage<A, B>,
+  to: Stage<B, C>,
+): ReadableWritablePair<C, A> {
+  link(from, to);
+  return { writable: from.writable, readable: to.readable };
+}
+
 /** Runs `chunks` through FrameDecoderStream → MessageDecoderStream. */
 function decode(chunks: Uint8Array[], o: DecodeOptions): Promise<Outcome> {
   return guarded(decodeUnguarded(chunks, o), "decode");
@@ -256,7 +268,14 @@ async function decodeUnguarded(
       controls.push({ ...f, payload: f.payload.slice() }),
   };
   const source = o.eager ? eagerStreamOf(chunks) : streamOf(chunks);
-  const messages = o.fused
+  const messages = o.linked
+    ? source.pipeThrough(
+      linked(
+        new FrameDecoderStream(frameOptions),
+        new MessageDecoderStream(messageOptions),
+      ),
+    )
+    : o.fused
     ? source
       .pipeThrough(new FrameDecoderStream(frameOptions))
       .pipeThrough(new MessageDecoderStream(messageOptions))
@@ -667,10 +686,18 @@ function encode(
   sender: Role,
   seed: number,
   fused: boolean,
+  link = false,
 ): Promise<Uint8Array[]> {
   const source = streamOf(inputs(items));
   const frameOptions = { role: sender, maskKey: maskKeys(seed) };
-  const bytes = fused
+  const bytes = link
+    ? source.pipeThrough(
+      linked(
+        new MessageEncoderStream({ fragmentSize }),
+        new FrameEncoderStream(frameOptions),
+      ),
+    )
+    : fused
     ? source
       .pipeThrough(new MessageEncoderStream({ fragmentSize }))
       .pipeThrough(new FrameEncoderStream(frameOptions))
@@ -692,6 +719,13 @@ test("MessageEncoderStream → FrameEncoderStream → FrameDecoderStream → Mes
       async (messages, fragmentSize, sender, seed, chunks, fused) => {
         const wire = concat(
           await encode(messages, fragmentSize, sender, seed, fused),
+        );
+        // Stages linked as a connection links them write the same bytes.
+        assert.deepEqual(
+          concat(
+            await encode(messages, fragmentSize, sender, seed, true, true),
+          ),
+          wire,
         );
 
         // The frames are exactly the messages cut every fragmentSize bytes.
@@ -942,6 +976,13 @@ async function fusedAndComposed(
     ...options,
     fused: false,
   });
+  // Stages linked as a connection links them behave as fused ones do.
+  const linked = await decode(split(c.bytes, chunks), {
+    ...options,
+    fused: true,
+    linked: true,
+  });
+  assert.deepEqual(linked, fused);
   return [fused, composed];
 }
 
