@@ -12,6 +12,11 @@ const bin = (name) =>
 const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
 
 const counts = (pass, fail) => ({ pass: Number(pass), fail: Number(fail) });
+// Each match's groups, the last first: "name", or "name (where)".
+const matches = (text, pattern) =>
+  [...text.matchAll(pattern)].map(([, ...groups]) =>
+    groups.length === 1 ? groups[0] : `${groups[1]} (${groups[0]})`
+  );
 
 const steps = [
   {
@@ -37,6 +42,12 @@ const steps = [
       const fail = out.match(/^ℹ fail (\d+)$/m);
       return pass && fail ? counts(pass[1], fail[1]) : null;
     },
+    // The spec reporter repeats every failure after "✖ failing tests:".
+    failures: (out) =>
+      matches(
+        out.split("✖ failing tests:")[1] ?? "",
+        /^test at (.+)\n\s*✖ (.+?)(?: \(\d.*)?$/gm,
+      ),
   },
   {
     name: "deno test",
@@ -47,6 +58,8 @@ const steps = [
       );
       return m ? counts(m[1], m[3]) : null;
     },
+    failures: (out) =>
+      matches(out.split(/^\s*FAILURES\s*$/m)[1] ?? "", /^(.+ => .+)$/gm),
   },
   {
     name: "bun test",
@@ -58,6 +71,7 @@ const steps = [
       const fail = out.match(/^\s*(\d+) fail$/m);
       return pass && fail ? counts(pass[1], fail[1]) : null;
     },
+    failures: (out) => matches(out, /^\(fail\) (.+)$/gm),
   },
   { name: "deno lint", command: [bin("deno"), "lint"] },
   { name: "deno fmt --check", command: [bin("deno"), "fmt", "--check"] },
@@ -102,6 +116,12 @@ for (const step of steps) {
     summary.push(
       `${step.name}: ${c.pass} passed, ${fail} failed [${seconds}s]`,
     );
+    // The names of what failed, so the last screen of a red run says which.
+    if (c.fail > 0) {
+      for (const name of new Set(step.failures(output))) {
+        summary.push(`  failed: ${name}`);
+      }
+    }
   } else {
     if (ok) passed++;
     else failed++;
