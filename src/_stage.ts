@@ -30,8 +30,10 @@ let linkStages: (
 ) => void;
 
 /**
- * Fuses `from` into `to`, as `from.readable.pipeThrough(to)` would, without
- * making either of the streams between them. Both must be fresh.
+ * Joins `from` to `to`, as `from.readable.pipeTo(to.writable)` would, without
+ * making either of the streams between them. Both must be fresh. A `to`
+ * that is fusable is fused; one whose transform waits (zlib) takes the
+ * chunks in turn, and `from` waits while it is busy.
  */
 export function link<A, B, C>(from: Stage<A, B>, to: Stage<B, C>): Stage<B, C> {
   linkStages(from as Stage<unknown, unknown>, to as Stage<unknown, unknown>);
@@ -56,6 +58,11 @@ export abstract class Stage<I, O> {
   #finished = false;
   #outputClosed = false;
   #failure: unknown = NO_FAILURE;
+  // Linked behind a stage, with a transform that may wait: the chunks that
+  // stage handed on wait here, in turn, and it waits until they are taken.
+  #inbox: I[] | null = null;
+  #busy = false;
+  #idleWaiters: Waiter[] = [];
 
   static {
     linkStages = (from, to) => {
@@ -64,6 +71,7 @@ export abstract class Stage<I, O> {
       }
       from.#next = to;
       to.#prev = from;
+      if (!to.fusable) to.#inbox = [];
     };
   }
 
@@ -165,7 +173,9 @@ export abstract class Stage<I, O> {
    */
   protected ready(): Promise<void> | undefined {
     const next = this.#next;
-    if (next !== null) return next.ready();
+    if (next !== null) {
+      return next.#inbox === null ? next.ready() : next.#idle();
+    }
     if (this.#finished || this.#outputClosed) return undefined;
     const desired = this.#output().desiredSize;
     if (desired === null || desired > 0) return undefined;
@@ -198,7 +208,8 @@ export abstract class Stage<I, O> {
     if (this.#outputClosed) return;
     const next = this.#next;
     if (next !== null) {
-      next.#transformFused(chunk);
+      if (next.#inbox === null) next.#transformFused(chunk);
+      else next.#receive(chunk);
     } else {
       this.#enqueued = true;
       this.#output().enqueue(chunk);
@@ -236,8 +247,67 @@ export abstract class Stage<I, O> {
   }
 
   #transformFused(chunk: I): void {
+    // Output that a waiting upstream (zlib) makes after this stage failed
+    // has nowhere to go.
+    if (this.#finished) return;
     // The upstream stage's write() is running; its catch handles throws.
     this.transform(chunk);
+  }
+
+  #receive(chunk: I): void {
+    if (this.#finished) return;
+    this.#inbox!.push(chunk);
+    if (!this.#busy) this.#takeInbox();
+  }
+
+  // Writes what waits in the inbox, in turn, as a pipe would.
+  #takeInbox(): void {
+    const inbox = this.#inbox!;
+    while (inbox.length > 0 && !this.#finished) {
+      let waiting: void | Promise<void>;
+      try {
+        waiting = this.#write(inbox.shift()!);
+      } catch (error) {
+        this.#inputFailed(error);
+        return;
+      }
+      if (waiting !== undefined) {
+        this.#busy = true;
+        waiting.then(() => {
+          this.#busy = false;
+          this.#takeInbox();
+        }, (error) => {
+          this.#busy = false;
+          this.#inputFailed(error);
+        });
+        return;
+      }
+    }
+    this.#becameIdle();
+  }
+
+  // This stage failed on a chunk from its linked upstream: the upstream is
+  // cancelled, as a pipe cancels its source when the destination fails.
+  #inputFailed(error: unknown): void {
+    const prev = this.#prev;
+    if (prev !== null) prev.#cancel(error);
+    this.#becameIdle();
+  }
+
+  // Undefined if everything handed on has been taken, else a promise of it.
+  #idle(): Promise<void> | undefined {
+    if (this.#finished || (!this.#busy && this.#inbox!.length === 0)) {
+      return undefined;
+    }
+    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #becameIdle(): void {
+    if (this.#finished) this.#inbox!.length = 0;
+    const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #write(chunk: I): void | Promise<void> {
@@ -282,14 +352,24 @@ export abstract class Stage<I, O> {
       this.#readableController!.close();
       return this.#nextWriter.close();
     } else {
-      return next.#close();
+      return next.#closeFromLinked();
     }
+  }
+
+  // The linked upstream stage ended: once the inbox is taken, so does this.
+  #closeFromLinked(): void | Promise<void> {
+    const idle = this.#inbox === null ? undefined : this.#idle();
+    if (idle === undefined) return this.#finished ? undefined : this.#close();
+    return idle.then(() => this.#finished ? undefined : this.#close());
   }
 
   // A linked upstream stage ended its output early (closeOutput).
   #closeLinked(): void {
-    const closing = this.#close();
-    if (closing !== undefined) closing.catch(noop);
+    try {
+      this.#closeFromLinked()?.catch(noop);
+    } catch {
+      // A failing flush has failed this stage: its reader sees that.
+    }
   }
 
   // The input failed (abort), or this stage's core threw: fail the output
@@ -300,6 +380,7 @@ export abstract class Stage<I, O> {
     if (this.#finished) return;
     this.#finished = true;
     this.wake();
+    if (this.#inbox !== null) this.#becameIdle();
     this.cleanup(reason);
     if (this.#outputClosed) return;
     const next = this.#next;
@@ -327,6 +408,7 @@ export abstract class Stage<I, O> {
     }
     this.#finished = true;
     this.wake();
+    if (this.#inbox !== null) this.#becameIdle();
     this.cleanup(reason);
     this.#writableController?.error(reason);
     const prev = this.#prev;

@@ -554,7 +554,7 @@ export class WebSocketConnection<S extends boolean = false> {
         windowBits: deflate.inflateWindowBits,
         noContextTakeover: deflate.inflateNoContextTakeover,
       });
-      frameDecoder.readable.pipeTo(inflate.writable).catch(noop);
+      link(frameDecoder, inflate);
       link(inflate, messageDecoder);
     }
     const readable = messageDecoder.readable;
@@ -577,7 +577,7 @@ export class WebSocketConnection<S extends boolean = false> {
         level: deflate.level,
         memLevel: deflate.memLevel,
       });
-      encoder.readable.pipeTo(compress.writable).catch(noop);
+      link(encoder, compress);
       link(compress, frameEncoder);
     }
     const bytes = this.#output = frameEncoder.readable;

@@ -7,11 +7,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import zlib from "node:zlib";
 import fc from "fast-check";
+import { link, type Stage } from "../src/_stage.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/errors.ts";
 import { HandshakeError } from "../src/handshake.ts";
 import type { Frame, Role } from "../src/frame.ts";
 import { FrameDecoderStream } from "../src/frame_decoder_stream.ts";
+import { encodeFrame } from "../src/frame_encoder.ts";
 import { FrameEncoderStream } from "../src/frame_encoder_stream.ts";
 import type { IncomingMessage, Message } from "../src/message.ts";
 import { MessageDecoderStream } from "../src/message_decoder_stream.ts";
@@ -49,6 +51,26 @@ function deflateFrames(
     streamOf(messages).pipeThrough(new MessageEncoderStream({ fragmentSize }))
       .pipeThrough(new MessageDeflateStream(options)),
   );
+}
+
+/**
+ * Stages in a row as one transform: piped, or joined by link() as a
+ * connection joins them.
+ */
+// deno-lint-ignore no-explicit-any
+function chain<I, O>(linked: boolean, ...stages: Stage<any, any>[]): {
+  writable: WritableStream<I>;
+  readable: ReadableStream<O>;
+} {
+  const first = stages[0];
+  const last = stages[stages.length - 1];
+  if (linked) {
+    for (let i = 1; i < stages.length; i++) link(stages[i - 1], stages[i]);
+    return { writable: first.writable, readable: last.readable };
+  }
+  let readable = first.readable;
+  for (const stage of stages.slice(1)) readable = readable.pipeThrough(stage);
+  return { writable: first.writable, readable };
 }
 
 /** A compressed message's payload, inflated with an empty window. */
@@ -182,6 +204,31 @@ test("MessageInflateStream fails on data that does not inflate (1007)", async ()
     );
     assert.equal(error.closeCode, 1007);
     assert.equal(error.code, "invalid_compressed_data");
+  }
+});
+
+test("a failing MessageInflateStream stops the FrameDecoderStream before it, piped or linked", async () => {
+  for (const linked of [false, true]) {
+    const decoder = new FrameDecoderStream({
+      role: "client",
+      reservedBits: { rsv1: true },
+    });
+    const messages = chain<Uint8Array, Message>(
+      linked,
+      decoder,
+      new MessageInflateStream(),
+      new MessageDecoderStream(),
+    );
+    const bad = frame(Opcode.Binary, bytes(0x07), { rsv1: true });
+    const writer = messages.writable.getWriter();
+    writer.write(encodeFrame(bad, { role: "server" })).catch(() => {});
+    const error = await failure(collect(messages.readable));
+    assert.equal(error.closeCode, 1007);
+    // The frame decoder is cancelled, as a pipe cancels its source: what
+    // is written to it after the failure is refused, not decoded unread.
+    const closed = await writer.closed.then(() => "closed", (e) => e);
+    assert.ok(closed instanceof WebSocketError, String(closed));
+    assert.equal(closed.closeCode, 1007, linked ? "linked" : "piped");
   }
 });
 
@@ -489,44 +536,62 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
       fc.array(fc.nat(), { maxLength: 12 }),
       fc.boolean(),
       async (messages, deflate, role, fragmentSize, cuts, streaming) => {
+        const encoding = (linked: boolean) => {
+          const encoder = new MessageEncoderStream({ fragmentSize });
+          const compress = new MessageDeflateStream(deflate);
+          // One mask key, so that both ways write the same bytes.
+          const frameEncoder = new FrameEncoderStream({
+            role,
+            maskKey: () => bytes(0x37, 0xfa, 0x21, 0x3d),
+          });
+          return chain<Message, Uint8Array>(
+            linked,
+            encoder,
+            compress,
+            frameEncoder,
+          );
+        };
         const wire = concat(
-          await collect(
-            streamOf(messages)
-              .pipeThrough(new MessageEncoderStream({ fragmentSize }))
-              .pipeThrough(new MessageDeflateStream(deflate))
-              .pipeThrough(new FrameEncoderStream({ role })),
-          ),
+          await collect(streamOf(messages).pipeThrough(encoding(false))),
+        );
+        // Stages linked as a connection links them write the same bytes.
+        assert.deepEqual(
+          concat(await collect(streamOf(messages).pipeThrough(encoding(true)))),
+          wire,
         );
         const peer: Role = role === "client" ? "server" : "client";
-        const decoded = streamOf(rechunk(wire, cuts))
-          .pipeThrough(
+        const decoding = (linked: boolean) =>
+          chain(
+            linked,
             new FrameDecoderStream({
               role: peer,
               reservedBits: { rsv1: true },
               splitFrames: streaming,
             }),
-          )
-          .pipeThrough(
             new MessageInflateStream({
               windowBits: deflate.windowBits,
               noContextTakeover: deflate.noContextTakeover,
             }),
-          )
-          .pipeThrough(new MessageDecoderStream({ streaming }));
-        const got: Message[] = [];
-        for await (const item of decoded) {
-          if (!streaming) {
-            got.push(item as Message);
-            continue;
-          }
-          const incoming = item as unknown as IncomingMessage;
-          got.push(
-            incoming.type === "text"
-              ? await incoming.text()
-              : await incoming.bytes(),
+            new MessageDecoderStream({ streaming }),
           );
+        for (const linked of [false, true]) {
+          const decoded = streamOf(rechunk(wire, cuts))
+            .pipeThrough(decoding(linked));
+          const got: Message[] = [];
+          for await (const item of decoded) {
+            if (!streaming) {
+              got.push(item as Message);
+              continue;
+            }
+            const incoming = item as unknown as IncomingMessage;
+            got.push(
+              incoming.type === "text"
+                ? await incoming.text()
+                : await incoming.bytes(),
+            );
+          }
+          assert.deepEqual(got, messages, linked ? "linked" : "piped");
         }
-        assert.deepEqual(got, messages);
       },
     ),
     { numRuns: 100 },
@@ -563,21 +628,34 @@ test("property: arbitrary frames, compressed or not, end in messages or a WebSoc
       fc.array(arbitraryFrame, { maxLength: 8 }),
       fc.boolean(),
       async (frames, streaming) => {
-        const decoded = streamOf(frames as Frame[])
-          .pipeThrough(new MessageInflateStream())
-          .pipeThrough(new MessageDecoderStream({ streaming }));
-        try {
-          for await (const item of decoded) {
-            if (streaming) {
-              await (item as unknown as IncomingMessage).bytes();
-            }
-          }
-        } catch (error) {
-          assert.ok(
-            error instanceof WebSocketError,
-            `not a WebSocketError: ${String(error)}`,
+        const outcome = async (linked: boolean) => {
+          const decoded = streamOf(frames as Frame[]).pipeThrough(
+            chain(
+              linked,
+              new MessageInflateStream(),
+              new MessageDecoderStream({ streaming }),
+            ),
           );
-        }
+          const got: Message[] = [];
+          try {
+            for await (const item of decoded) {
+              got.push(
+                streaming
+                  ? await (item as unknown as IncomingMessage).bytes()
+                  : item as Message,
+              );
+            }
+          } catch (error) {
+            assert.ok(
+              error instanceof WebSocketError,
+              `not a WebSocketError: ${String(error)}`,
+            );
+            return { got, code: error.code };
+          }
+          return { got, code: null };
+        };
+        // Stages linked as a connection links them end as piped ones do.
+        assert.deepEqual(await outcome(true), await outcome(false));
       },
     ),
     { numRuns: 200 },
