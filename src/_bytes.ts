@@ -10,7 +10,7 @@
 // byte before the buffer is seen.
 
 const SLAB_SIZE = 64 * 1024;
-const POOLED = 4096;
+export const POOLED = 4096;
 
 type Unfilled = { allocUnsafeSlow(size: number): Uint8Array };
 const unfilled = (globalThis as { Buffer?: Unfilled }).Buffer;
@@ -39,6 +39,24 @@ export function allocate(size: number): Uint8Array {
   // Keep slices 8-byte aligned, which the masking loop prefers.
   used = (used + size + 7) & ~7;
   return out;
+}
+
+/**
+ * Room for up to `max` (at most 4096) bytes in the current slab, for a
+ * writer that learns only afterwards how many it wrote; `commit` keeps them.
+ */
+export function reserve(max: number): Uint8Array {
+  if (used + max > slab.length) {
+    slab = new Uint8Array(SLAB_SIZE);
+    used = 0;
+  }
+  return slab.subarray(used, used + max);
+}
+
+/** Keeps the first `size` bytes of the last `reserve`d `room`, and returns them. */
+export function commit(room: Uint8Array, size: number): Uint8Array {
+  used = (used + size + 7) & ~7;
+  return room.subarray(0, size);
 }
 
 /**
