@@ -12,6 +12,7 @@
 import { createServer } from "node:http";
 import process from "node:process";
 import { upgrade } from "../src/adapters/node.ts";
+import type { WebSocketConnection } from "../src/connection.ts";
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -30,14 +31,19 @@ const server = createServer((_request, response) => {
     "WebSocket only\n",
   );
 });
-server.on("upgrade", async (request, socket, head) => {
-  const ws = upgrade(request, socket, head, {
+server.on("upgrade", (request, socket, head) => {
+  echo(upgrade(request, socket, head, {
     origins: "*",
     maxFrameSize: LIMIT,
     maxMessageSize: LIMIT,
     fragmentSize: LIMIT,
     perMessageDeflate: { threshold },
-  });
+  }));
+});
+
+// Apart from the upgrade handler, so that the connection's long wait does
+// not keep the request (its headers, its parser state) alive.
+async function echo(ws: WebSocketConnection): Promise<void> {
   try {
     const { readable, writable } = await ws.opened;
     await readable.pipeTo(writable);
@@ -45,7 +51,8 @@ server.on("upgrade", async (request, socket, head) => {
     // A refused handshake or a failed connection: `closed` says which.
   }
   await ws.closed.catch(() => {});
-});
+}
+
 server.listen(port, host, () => {
   const address = server.address() as { port: number };
   console.log(`echo server listening on ws://${host}:${address.port}`);
