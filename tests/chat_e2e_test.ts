@@ -27,8 +27,21 @@ const OUTPUT = new URL("../test-output/", import.meta.url);
 const LOG = `[...document.querySelectorAll("#log li")].map((li) =>
   li.dataset.kind + ": " + li.querySelector(".body").textContent)`;
 
-function showing(page: Page, line: string): Promise<string[]> {
-  return page.waitFor(`${LOG}.includes(${JSON.stringify(line)}) && ${LOG}`);
+async function showing(page: Page, line: string): Promise<string[]> {
+  try {
+    return await page.waitFor(
+      `${LOG}.includes(${JSON.stringify(line)}) && ${LOG}`,
+    ) as string[];
+  } catch (error) {
+    // What the page shows instead says why (a "left" or a close notice).
+    const shown = await page.evaluate(LOG).catch(() => "(unreadable)");
+    throw new Error(
+      `the page never showed ${JSON.stringify(line)}; it shows ${
+        JSON.stringify(shown)
+      }`,
+      { cause: error },
+    );
+  }
 }
 
 async function join(page: Page, nick: string): Promise<void> {
@@ -53,8 +66,10 @@ interopTest(
   "chat in chromium: two pages join a room, see the history and each other's messages",
   { missing },
   async (scope) => {
-    // A short heartbeat: the browsers answer its pings all along.
-    const chat = createChatServer({ heartbeatInterval: 100 });
+    // A heartbeat on: the browsers answer its pings all along. A pong must
+    // come back within one interval; at 100 ms a loaded CI machine dropped
+    // a page (4001: the timer ran before the read of its pong).
+    const chat = createChatServer({ heartbeatInterval: 1000 });
     await new Promise<void>((resolve) =>
       chat.server.listen(0, "127.0.0.1", resolve)
     );
