@@ -31,14 +31,24 @@ let used = 0;
  */
 export function allocate(size: number): Uint8Array {
   if (size > POOLED) return allocateLarge(size);
+  makeRoom(size);
+  const out = slab.subarray(used, used + size);
+  keep(size);
+  return out;
+}
+
+// A new slab if the current one has less than `size` bytes left.
+function makeRoom(size: number): void {
   if (used + size > slab.length) {
     slab = new Uint8Array(SLAB_SIZE);
     used = 0;
   }
-  const out = slab.subarray(used, used + size);
-  // Keep slices 8-byte aligned, which the masking loop prefers.
+}
+
+// Marks the next `size` bytes of the slab as handed out. Slices stay 8-byte
+// aligned, which the masking loop prefers.
+function keep(size: number): void {
   used = (used + size + 7) & ~7;
-  return out;
 }
 
 /**
@@ -46,16 +56,13 @@ export function allocate(size: number): Uint8Array {
  * writer that learns only afterwards how many it wrote; `commit` keeps them.
  */
 export function reserve(max: number): Uint8Array {
-  if (used + max > slab.length) {
-    slab = new Uint8Array(SLAB_SIZE);
-    used = 0;
-  }
+  makeRoom(max);
   return slab.subarray(used, used + max);
 }
 
 /** Keeps the first `size` bytes of the last `reserve`d `room`, and returns them. */
 export function commit(room: Uint8Array, size: number): Uint8Array {
-  used = (used + size + 7) & ~7;
+  keep(size);
   return room.subarray(0, size);
 }
 

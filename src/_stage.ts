@@ -235,14 +235,10 @@ export abstract class Stage<I, O> {
     if (this.#outputClosed || this.#finished) return;
     this.#outputClosed = true;
     this.wake();
-    const next = this.#next;
-    if (next === null) {
-      this.#output().close();
-    } else if (this.#nextWriter !== null) {
-      this.#readableController!.close();
-      this.#nextWriter.close().catch(noop);
-    } else {
-      next.#closeLinked();
+    try {
+      this.#endOutput()?.catch(noop);
+    } catch {
+      // A linked stage's failing flush has failed it: its reader sees that.
     }
   }
 
@@ -303,7 +299,7 @@ export abstract class Stage<I, O> {
   }
 
   #becameIdle(): void {
-    if (this.#finished) this.#inbox!.length = 0;
+    if (this.#finished && this.#inbox !== null) this.#inbox.length = 0;
     const waiters = this.#idleWaiters;
     if (waiters.length === 0) return;
     this.#idleWaiters = [];
@@ -345,6 +341,12 @@ export abstract class Stage<I, O> {
     this.#finished = true;
     this.wake();
     if (this.#outputClosed) return;
+    return this.#endOutput();
+  }
+
+  // Ends the output: the readable closes, or the next stage's input ends
+  // (once a fused one's writer is closed, or a linked one's inbox taken).
+  #endOutput(): void | Promise<void> {
     const next = this.#next;
     if (next === null) {
       this.#output().close();
@@ -363,15 +365,6 @@ export abstract class Stage<I, O> {
     return idle.then(() => this.#finished ? undefined : this.#close());
   }
 
-  // A linked upstream stage ended its output early (closeOutput).
-  #closeLinked(): void {
-    try {
-      this.#closeFromLinked()?.catch(noop);
-    } catch {
-      // A failing flush has failed this stage: its reader sees that.
-    }
-  }
-
   // The input failed (abort), or this stage's core threw: fail the output
   // the same way, but only once the reader has had what came before the
   // failure (erroring a stream drops its queue), so that fused and composed
@@ -380,7 +373,7 @@ export abstract class Stage<I, O> {
     if (this.#finished) return;
     this.#finished = true;
     this.wake();
-    if (this.#inbox !== null) this.#becameIdle();
+    this.#becameIdle();
     this.cleanup(reason);
     if (this.#outputClosed) return;
     const next = this.#next;
@@ -408,7 +401,7 @@ export abstract class Stage<I, O> {
     }
     this.#finished = true;
     this.wake();
-    if (this.#inbox !== null) this.#becameIdle();
+    this.#becameIdle();
     this.cleanup(reason);
     this.#writableController?.error(reason);
     const prev = this.#prev;
