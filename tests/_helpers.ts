@@ -1,6 +1,7 @@
 // Helpers shared by the tests.
 
 export { concat } from "../src/_bytes.ts";
+import { link, type Stage } from "../src/_stage.ts";
 import type { Frame } from "../src/frame.ts";
 import type { Opcode } from "../src/opcode.ts";
 
@@ -78,4 +79,16 @@ export function payload(size: number, seed: number): Uint8Array {
     bytes[i] = x >>> 24;
   }
   return bytes;
+}
+
+/** Stages joined in a row by link(), as a connection joins them, as one transform. */
+export function linked<I, O>(
+  // deno-lint-ignore no-explicit-any
+  ...stages: Stage<any, any>[]
+): ReadableWritablePair<O, I> {
+  for (let i = 1; i < stages.length; i++) link(stages[i - 1], stages[i]);
+  return {
+    writable: stages[0].writable,
+    readable: stages[stages.length - 1].readable,
+  };
 }

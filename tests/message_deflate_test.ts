@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import zlib from "node:zlib";
 import fc from "fast-check";
-import { link, type Stage } from "../src/_stage.ts";
+import type { Stage } from "../src/_stage.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/errors.ts";
 import { HandshakeError } from "../src/handshake.ts";
@@ -27,6 +27,7 @@ import {
   concat,
   duplexPair,
   frame,
+  linked,
   streamOf,
 } from "./_helpers.ts";
 
@@ -58,19 +59,14 @@ function deflateFrames(
  * connection joins them.
  */
 // deno-lint-ignore no-explicit-any
-function chain<I, O>(linked: boolean, ...stages: Stage<any, any>[]): {
+function chain<I, O>(joined: boolean, ...stages: Stage<any, any>[]): {
   writable: WritableStream<I>;
   readable: ReadableStream<O>;
 } {
-  const first = stages[0];
-  const last = stages[stages.length - 1];
-  if (linked) {
-    for (let i = 1; i < stages.length; i++) link(stages[i - 1], stages[i]);
-    return { writable: first.writable, readable: last.readable };
-  }
-  let readable = first.readable;
+  if (joined) return linked<I, O>(...stages);
+  let readable = stages[0].readable;
   for (const stage of stages.slice(1)) readable = readable.pipeThrough(stage);
-  return { writable: first.writable, readable };
+  return { writable: stages[0].writable, readable };
 }
 
 /** A compressed message's payload, inflated with an empty window. */
@@ -208,13 +204,13 @@ test("MessageInflateStream fails on data that does not inflate (1007)", async ()
 });
 
 test("a failing MessageInflateStream stops the FrameDecoderStream before it, piped or linked", async () => {
-  for (const linked of [false, true]) {
+  for (const joined of [false, true]) {
     const decoder = new FrameDecoderStream({
       role: "client",
       reservedBits: { rsv1: true },
     });
     const messages = chain<Uint8Array, Message>(
-      linked,
+      joined,
       decoder,
       new MessageInflateStream(),
       new MessageDecoderStream(),
@@ -228,7 +224,7 @@ test("a failing MessageInflateStream stops the FrameDecoderStream before it, pip
     // is written to it after the failure is refused, not decoded unread.
     const closed = await writer.closed.then(() => "closed", (e) => e);
     assert.ok(closed instanceof WebSocketError, String(closed));
-    assert.equal(closed.closeCode, 1007, linked ? "linked" : "piped");
+    assert.equal(closed.closeCode, 1007, joined ? "linked" : "piped");
   }
 });
 
@@ -536,7 +532,7 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
       fc.array(fc.nat(), { maxLength: 12 }),
       fc.boolean(),
       async (messages, deflate, role, fragmentSize, cuts, streaming) => {
-        const encoding = (linked: boolean) => {
+        const encoding = (joined: boolean) => {
           const encoder = new MessageEncoderStream({ fragmentSize });
           const compress = new MessageDeflateStream(deflate);
           // One mask key, so that both ways write the same bytes.
@@ -545,7 +541,7 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
             maskKey: () => bytes(0x37, 0xfa, 0x21, 0x3d),
           });
           return chain<Message, Uint8Array>(
-            linked,
+            joined,
             encoder,
             compress,
             frameEncoder,
@@ -560,9 +556,9 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
           wire,
         );
         const peer: Role = role === "client" ? "server" : "client";
-        const decoding = (linked: boolean) =>
+        const decoding = (joined: boolean) =>
           chain(
-            linked,
+            joined,
             new FrameDecoderStream({
               role: peer,
               reservedBits: { rsv1: true },
@@ -574,9 +570,9 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
             }),
             new MessageDecoderStream({ streaming }),
           );
-        for (const linked of [false, true]) {
+        for (const joined of [false, true]) {
           const decoded = streamOf(rechunk(wire, cuts))
-            .pipeThrough(decoding(linked));
+            .pipeThrough(decoding(joined));
           const got: Message[] = [];
           for await (const item of decoded) {
             if (!streaming) {
@@ -590,7 +586,7 @@ test("property: any messages, parameters, fragmentation and chunking round-trip 
                 : await incoming.bytes(),
             );
           }
-          assert.deepEqual(got, messages, linked ? "linked" : "piped");
+          assert.deepEqual(got, messages, joined ? "linked" : "piped");
         }
       },
     ),
@@ -628,10 +624,10 @@ test("property: arbitrary frames, compressed or not, end in messages or a WebSoc
       fc.array(arbitraryFrame, { maxLength: 8 }),
       fc.boolean(),
       async (frames, streaming) => {
-        const outcome = async (linked: boolean) => {
+        const outcome = async (joined: boolean) => {
           const decoded = streamOf(frames as Frame[]).pipeThrough(
             chain(
-              linked,
+              joined,
               new MessageInflateStream(),
               new MessageDecoderStream({ streaming }),
             ),

@@ -32,8 +32,7 @@ import {
   type MessageInput,
 } from "../src/message_encoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
-import { link, type Stage } from "../src/_stage.ts";
-import { collect, concat, frame, streamOf } from "./_helpers.ts";
+import { collect, concat, frame, linked, streamOf } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -241,15 +240,6 @@ async function readBody(
   return got;
 }
 
-/** Two stages joined by link(), as one transform. */
-function linked<A, B, C>(
-  from: Stage<A, B>,
-  to: Stage<B, C>,
-): ReadableWritablePair<C, A> {
-  link(from, to);
-  return { writable: from.writable, readable: to.readable };
-}
-
 /** Runs `chunks` through FrameDecoderStream → MessageDecoderStream. */
 function decode(chunks: Uint8Array[], o: DecodeOptions): Promise<Outcome> {
   return guarded(decodeUnguarded(chunks, o), "decode");
@@ -270,7 +260,7 @@ async function decodeUnguarded(
   const source = o.eager ? eagerStreamOf(chunks) : streamOf(chunks);
   const messages = o.linked
     ? source.pipeThrough(
-      linked(
+      linked<Uint8Array, Message | IncomingMessage>(
         new FrameDecoderStream(frameOptions),
         new MessageDecoderStream(messageOptions),
       ),
@@ -692,7 +682,7 @@ function encode(
   const frameOptions = { role: sender, maskKey: maskKeys(seed) };
   const bytes = link
     ? source.pipeThrough(
-      linked(
+      linked<MessageInput, Uint8Array>(
         new MessageEncoderStream({ fragmentSize }),
         new FrameEncoderStream(frameOptions),
       ),
@@ -977,12 +967,12 @@ async function fusedAndComposed(
     fused: false,
   });
   // Stages linked as a connection links them behave as fused ones do.
-  const linked = await decode(split(c.bytes, chunks), {
+  const viaLink = await decode(split(c.bytes, chunks), {
     ...options,
     fused: true,
     linked: true,
   });
-  assert.deepEqual(linked, fused);
+  assert.deepEqual(viaLink, fused);
   return [fused, composed];
 }
 
