@@ -1,9 +1,15 @@
-// A node:net (or node:tls) socket as a ByteDuplex. node:net exists on Node,
+// A node:net (or node:tls) socket as a transport, and as a ByteDuplex. node:net exists on Node,
 // Deno and Bun alike, so this is the path to the full codec on all three.
 //
 // Structural types keep this file free of @types/node at runtime.
 
 import type { ByteDuplex } from "./connection.ts";
+import {
+  offerTransport,
+  type Transport,
+  type TransportEvents,
+  transportStreams,
+} from "./_transport.ts";
 
 /** The parts of a `net.Socket` this file uses. */
 export interface NodeSocket {
@@ -23,88 +29,109 @@ export interface NodeSocket {
   readonly writableEnded?: boolean;
 }
 
-// Reading pauses once this many bytes wait unread.
+// Reading pauses once this many bytes wait unread in the readable.
 const READ_HIGH_WATER = 64 * 1024;
 
 /**
- * Wraps a connected socket. Reading stops (the socket is paused) while
- * more than 64 KiB wait unread; `write()` resolves at once while the socket
- * buffers below its high-water mark, else on `drain`. Everything written in
- * one turn of the event loop goes out in one system call: the socket is
- * corked on the first write and uncorked by `setImmediate`.
+ * A connected socket as a byte duplex. A connection over it reads and
+ * writes the socket directly (see _transport.ts), unless something has
+ * asked for the streams first.
  */
 export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
-  socket.setNoDelay?.(true);
-  let failure: Error | null = null;
-  let readController!: ReadableStreamDefaultController<Uint8Array>;
-  let readDone = false;
-  const waiters = new Set<
-    { resolve: () => void; reject: (e: unknown) => void }
-  >();
+  const transport = nodeSocketTransport(socket);
+  let streams: ByteDuplex | null = null;
+  const duplex: ByteDuplex = {
+    get readable() {
+      streams ??= transportStreams(transport, READ_HIGH_WATER);
+      return streams.readable;
+    },
+    get writable() {
+      streams ??= transportStreams(transport, READ_HIGH_WATER);
+      return streams.writable;
+    },
+  };
+  offerTransport(duplex, () => streams === null ? transport : null);
+  return duplex;
+}
 
+/**
+ * Reads the socket until it ends, pausing it while the reader waits;
+ * `write()` returns at once while the socket buffers below its high-water
+ * mark, else a promise of `drain`. Everything written in one turn of the
+ * event loop goes out in one system call: the socket is corked on the
+ * first write and uncorked by `setImmediate`.
+ */
+function nodeSocketTransport(socket: NodeSocket): Transport {
+  socket.setNoDelay?.(true);
+  let events: TransportEvents | null = null;
+  let failure: Error | null = null;
+  let readDone = false;
+  let waiting = 0;
+  let room: { promise: Promise<void>; resolve: () => void } | null = null;
+  let corked = false;
+
+  const resume = () => {
+    if (--waiting === 0 && !readDone) socket.resume();
+  };
   const onData = (chunk: Uint8Array) => {
     if (readDone) return;
     // A plain Uint8Array view: applications get Uint8Arrays, not Buffers.
-    readController.enqueue(
+    const wait = events!.data(
       new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
     );
-    if (readController.desiredSize! <= 0) socket.pause();
+    if (wait === undefined) return;
+    if (waiting++ === 0) socket.pause();
+    wait.then(resume);
   };
   const onEnd = () => {
     if (readDone) return;
     readDone = true;
-    readController.close();
+    events!.end();
   };
   const onError = (error: Error) => {
     failure = error;
   };
-  const onDrain = () => settle(null);
+  const onDrain = () => {
+    const full = room;
+    room = null;
+    full?.resolve();
+  };
+  let closed = false;
   const onClose = () => {
-    const error = failure ?? new Error("The socket closed");
-    if (!readDone) {
-      readDone = true;
-      readController.error(error);
-    }
-    settle(error);
+    closed = true;
     socket.off("data", onData as never);
     socket.off("end", onEnd);
     socket.off("error", onError as never);
     socket.off("drain", onDrain);
     socket.off("close", onClose);
-  };
-  function settle(error: Error | null) {
-    for (const waiter of waiters) {
-      if (error === null) waiter.resolve();
-      else waiter.reject(error);
+    if (events === null) return;
+    const error = failure ?? new Error("The socket closed");
+    if (!readDone) {
+      readDone = true;
+      events.readError(error);
     }
-    waiters.clear();
-  }
-  socket.on("data", onData as never);
-  socket.on("end", onEnd);
+    if (room !== null) {
+      onDrain();
+      events.writeError(error);
+    }
+  };
+  // Errors are listened for at once: an unheard 'error' event would crash
+  // the process. Reading starts with start().
   socket.on("error", onError as never);
   socket.on("drain", onDrain);
   socket.on("close", onClose);
-
-  let corked = false;
   const uncork = () => {
     corked = false;
     socket.uncork?.();
   };
 
-  const readable = new ReadableStream<Uint8Array>({
-    start(controller) {
-      readController = controller;
+  return {
+    start(handlers) {
+      events = handlers;
+      if (closed) return onClose();
+      socket.on("data", onData as never);
+      socket.on("end", onEnd);
     },
-    pull() {
-      socket.resume();
-    },
-    cancel() {
-      readDone = true;
-      socket.destroy();
-    },
-  }, new ByteLengthQueuingStrategy({ highWaterMark: READ_HIGH_WATER }));
-
-  const writable = new WritableStream<Uint8Array>({
     write(chunk) {
       if (socket.destroyed) throw failure ?? new Error("The socket is closed");
       if (!corked && socket.cork !== undefined) {
@@ -113,12 +140,15 @@ export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
         setImmediate(uncork);
       }
       if (socket.write(chunk)) return;
-      return new Promise<void>((resolve, reject) =>
-        waiters.add({ resolve, reject })
-      );
+      if (room === null) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((done) => resolve = done);
+        room = { promise, resolve };
+      }
+      return room.promise;
     },
-    close() {
-      if (socket.destroyed) return;
+    end() {
+      if (socket.destroyed) return Promise.resolve();
       if (corked) uncork();
       return new Promise<void>((resolve) => {
         socket.end(resolve);
@@ -126,9 +156,8 @@ export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
         socket.on("close", resolve);
       });
     },
-    abort() {
+    destroy() {
       socket.destroy();
     },
-  });
-  return { readable, writable };
+  };
 }

@@ -58,6 +58,8 @@ export abstract class Stage<I, O> {
   #finished = false;
   #outputClosed = false;
   #failure: unknown = NO_FAILURE;
+  // The output ended before the readable was made.
+  #endHeld = false;
   // Linked behind a stage, with a transform that may wait: the chunks that
   // stage handed on wait here, in turn, and it waits until they are taken.
   #inbox: I[] | null = null;
@@ -95,6 +97,8 @@ export abstract class Stage<I, O> {
         // failure held back until now can be reported.
         if (this.#failure !== NO_FAILURE) {
           this.#readableController!.error(this.#failure);
+        } else if (this.#endHeld) {
+          this.#readableController!.close();
         } else {
           this.wake();
         }
@@ -193,6 +197,25 @@ export abstract class Stage<I, O> {
    */
   protected accept(chunk: I): void | Promise<void> {
     return this.#write(chunk);
+  }
+
+  /** Ends the input as closing `writable` would, for an owner that feeds the stage. */
+  protected endInput(): void | Promise<void> {
+    if (this.#finished) return;
+    return this.#close();
+  }
+
+  /** Fails the input as aborting `writable` would, for an owner that feeds the stage. */
+  protected abortInput(reason: unknown): void {
+    this.#fail(reason);
+  }
+
+  /**
+   * Stops the stage as cancelling `readable` would, for an owner that takes
+   * its output: a linked upstream stage is cancelled too.
+   */
+  protected cancel(reason: unknown): void {
+    this.#cancel(reason);
   }
 
   /** Wakes whatever waits in `ready()`. */
@@ -349,7 +372,9 @@ export abstract class Stage<I, O> {
   #endOutput(): void | Promise<void> {
     const next = this.#next;
     if (next === null) {
-      this.#output().close();
+      // Nobody has asked for the readable: it ends when it is made.
+      if (this.#readableController === null) this.#endHeld = true;
+      else this.#readableController.close();
     } else if (this.#nextWriter !== null) {
       this.#readableController!.close();
       return this.#nextWriter.close();
@@ -382,8 +407,11 @@ export abstract class Stage<I, O> {
       nextWriter.abort(reason).catch(noop);
     } else if (next !== null) {
       next.#fail(reason);
-    } else if (this.#output().desiredSize! >= 1) {
-      this.#readableController!.error(reason);
+    } else if (
+      this.#readableController !== null &&
+      this.#readableController.desiredSize! >= 1
+    ) {
+      this.#readableController.error(reason);
     } else {
       this.#failure = reason;
     }

@@ -7,7 +7,8 @@
  */
 
 import { deferred } from "./_deferred.ts";
-import { link } from "./_stage.ts";
+import { link, Stage } from "./_stage.ts";
+import { type Transport, transportOf } from "./_transport.ts";
 import { checkClose, pingPayload } from "./_endpoint.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose } from "./close.ts";
@@ -196,8 +197,6 @@ export interface WebSocketCloseOptions {
   reason?: string;
 }
 
-const noop = () => {};
-
 // What a queued message counts towards maxSendQueue.
 function queuedSize(message: MessageInput | undefined): number {
   if (typeof message === "string") return message.length;
@@ -205,26 +204,6 @@ function queuedSize(message: MessageInput | undefined): number {
     return message.byteLength;
   }
   return 0;
-}
-
-// A lingering close: once our Close frame and FIN are on their way, read
-// and drop whatever the peer still sends until it closes its side, for at
-// most `ms`, then cancel. Cancelling at once drops a socket with unread
-// input, which resets the connection, and the peer may then lose the
-// Close frame (§5.5.1, §7.1.7) that was just sent.
-function linger(
-  readable: ReadableStream<Uint8Array>,
-  ms: number,
-  reason: unknown,
-): void {
-  const reader = readable.getReader();
-  const timer = setTimeout(() => reader.cancel(reason).catch(noop), ms);
-  const drain = (): Promise<void> =>
-    reader.read().then((result) => result.done ? undefined : drain());
-  drain().catch(noop).finally(() => {
-    clearTimeout(timer);
-    reader.cancel(reason).catch(noop);
-  });
 }
 
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
@@ -290,6 +269,76 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
     if (!this.#connection.closeReceived()) {
       throw connectionLost("the transport closed without a Close frame");
     }
+  }
+}
+
+// The frame decoder of a connection, fed by the connection from its
+// transport: the stream hop of a pipe less per chunk read.
+class ConnectionFrameDecoder extends FrameDecoderStream {
+  /** Parses one chunk; a promise while the messages wait for their reader. */
+  feed(chunk: Uint8Array): void | Promise<void> {
+    if (this.finished) return;
+    return this.accept(chunk);
+  }
+
+  /** The bytes ended. */
+  end(): void | Promise<void> {
+    return this.endInput();
+  }
+
+  /** Reading failed, or stopped. */
+  abort(reason: unknown): void {
+    this.abortInput(reason);
+  }
+}
+
+// The end of a connection's outgoing chain: hands the encoded bytes to the
+// transport, and holds the encoders back while the transport is full.
+class TransportSink extends Stage<Uint8Array, never> {
+  readonly #transport: Transport;
+  readonly #events: { end(): void; error(error: unknown): void };
+  #room: Promise<void> | null = null;
+
+  constructor(
+    transport: Transport,
+    events: { end(): void; error(error: unknown): void },
+  ) {
+    super();
+    this.#transport = transport;
+    this.#events = events;
+  }
+
+  protected transform(chunk: Uint8Array): void {
+    let room;
+    try {
+      room = this.#transport.write(chunk);
+    } catch (error) {
+      this.#events.error(error);
+      return;
+    }
+    if (room === undefined) return;
+    const waiting: Promise<void> = this.#room = room.then(() => {
+      if (this.#room === waiting) this.#room = null;
+    });
+  }
+
+  protected override ready(): Promise<void> | undefined {
+    return this.#room ?? undefined;
+  }
+
+  // Everything, up to the Close frame, is with the transport.
+  protected override flush(): void {
+    this.#events.end();
+  }
+
+  // An encoder failed (the connection's own stop() is over by then).
+  protected override cleanup(reason: unknown): void {
+    this.#events.error(reason);
+  }
+
+  /** Stops the encoders before it; whatever they still hold is dropped. */
+  stop(reason: unknown): void {
+    this.cancel(reason);
   }
 }
 
@@ -372,16 +421,17 @@ export class WebSocketConnection<S extends boolean = false> {
   readonly #opened = deferred<WebSocketOpenInfo<S>>();
   readonly #closed = deferred<WebSocketCloseInfo>();
 
-  #transport: ByteDuplex | null = null;
-  #encoder: ConnectionEncoder | null = null;
+  #transport: Transport | null = null;
+  #frameDecoder: ConnectionFrameDecoder | null = null;
   #decoder: ConnectionDecoder<S> | null = null;
+  #encoder: ConnectionEncoder | null = null;
+  #sink: TransportSink | null = null;
   #writableController: WritableStreamDefaultController | null = null;
-  readonly #readAbort = new AbortController();
-  readonly #writeAbort = new AbortController();
-  #incoming: Promise<void> = Promise.resolve();
-  // The encoded bytes the outgoing pipe reads.
-  #output: ReadableStream<Uint8Array> | null = null;
-  #outgoing: Promise<void> = Promise.resolve();
+  // Whether bytes read go to the frame decoder: until the input ends, fails
+  // or the connection is over. Later bytes are dropped.
+  #reading = true;
+  #transportReadEnded = false;
+  #onTransportReadEnded: (() => void) | null = null;
 
   // The close handshake.
   #closeSent = false;
@@ -507,7 +557,7 @@ export class WebSocketConnection<S extends boolean = false> {
     const options = this.#options;
     const role = this.#role;
     const streaming = options.streaming === true;
-    this.#transport = transport;
+    const wire = this.#transport = transportOf(transport);
     let deflate;
     try {
       deflate = deflateSettings(
@@ -518,13 +568,12 @@ export class WebSocketConnection<S extends boolean = false> {
     } catch (error) {
       // An agreed extensions value that does not parse: nothing can be
       // spoken over this transport.
-      transport.readable.cancel(error).catch(noop);
-      transport.writable.abort(error).catch(noop);
+      wire.destroy(error);
       this.#openFailed(error);
       return;
     }
 
-    const frameDecoder = new FrameDecoderStream({
+    const frameDecoder = this.#frameDecoder = new ConnectionFrameDecoder({
       role,
       // Incompressible data grows a little when deflated: a peer's message
       // of the largest size sent as one frame must still pass.
@@ -580,7 +629,15 @@ export class WebSocketConnection<S extends boolean = false> {
       link(encoder, compress);
       link(compress, frameEncoder);
     }
-    const bytes = this.#output = frameEncoder.readable;
+    // Outgoing: everything the encoders produce, up to and including the
+    // Close frame; the transport is ended by #closeWritable() or #finish().
+    link(
+      frameEncoder,
+      this.#sink = new TransportSink(wire, {
+        end: () => this.#onWriteEnd(),
+        error: (error) => this.#onWriteError(error),
+      }),
+    );
     const writable = new WritableStream<MessageInput>({
       start: (controller) => {
         this.#writableController = controller;
@@ -607,35 +664,16 @@ export class WebSocketConnection<S extends boolean = false> {
       },
     });
 
-    // Incoming: the transport's bytes through the decoders. The pipe never
-    // cancels the transport itself: after a protocol error the Close frame
-    // still has to go out on it.
+    // Incoming: the transport's bytes through the decoders, the bytes read
+    // past the handshake first.
     const head = transport.head;
-    const incoming = (async () => {
-      if (head !== undefined && head.length > 0) {
-        const writer = frameDecoder.writable.getWriter();
-        await writer.write(head);
-        writer.releaseLock();
-      }
-      await transport.readable.pipeTo(frameDecoder.writable, {
-        preventCancel: true,
-        signal: this.#readAbort.signal,
-      });
-    })();
-    this.#incoming = incoming;
-    incoming.then(() => this.#onReadEnd(), (error) => this.#onReadError(error));
-
-    // Outgoing: everything the encoder produces, up to and including the
-    // Close frame; the transport is closed by #closeWritable() or #finish(),
-    // not the pipe.
-    this.#outgoing = bytes.pipeTo(transport.writable, {
-      preventClose: true,
-      signal: this.#writeAbort.signal,
+    if (head !== undefined && head.length > 0) this.#onData(head);
+    wire.start({
+      data: (chunk) => this.#onData(chunk),
+      end: () => this.#onTransportEnd(),
+      readError: (error) => this.#onTransportError(error),
+      writeError: (error) => this.#onWriteError(error),
     });
-    this.#outgoing.then(
-      () => this.#onWriteEnd(),
-      (error) => this.#onWriteError(error),
-    );
 
     this.#startTimers();
     this.#opened.resolve({
@@ -677,9 +715,10 @@ export class WebSocketConnection<S extends boolean = false> {
         break;
       case Opcode.Pong: {
         // §5.5.3: a peer may answer only the latest of several pings, so a
-        // pong answers its ping and every ping sent before it.
+        // pong answers its ping and every ping sent before it; of pings
+        // with the same data, it may answer the latest.
         const key = frame.payload.join();
-        const at = this.#pings.findIndex((ping) => ping.key === key);
+        const at = this.#pings.findLastIndex((ping) => ping.key === key);
         if (at >= 0) {
           for (const ping of this.#pings.splice(0, at + 1)) ping.resolve();
         }
@@ -773,6 +812,51 @@ export class WebSocketConnection<S extends boolean = false> {
     if (this.#readEnded || this.#error !== null) this.#finish(this.#error);
   }
 
+  #onData(chunk: Uint8Array): void | Promise<void> {
+    if (!this.#reading) return;
+    let waiting;
+    try {
+      waiting = this.#frameDecoder!.feed(chunk);
+    } catch (error) {
+      this.#readFailed(error);
+      return;
+    }
+    return waiting?.catch((error) => this.#readFailed(error));
+  }
+
+  #onTransportEnd(): void {
+    this.#transportReadDone();
+    if (!this.#reading) return;
+    this.#reading = false;
+    let ending;
+    try {
+      ending = this.#frameDecoder!.end();
+    } catch (error) {
+      this.#onReadError(error);
+      return;
+    }
+    if (ending === undefined) this.#onReadEnd();
+    else ending.then(() => this.#onReadEnd(), (e) => this.#onReadError(e));
+  }
+
+  #onTransportError(error: unknown): void {
+    this.#transportReadDone();
+    if (!this.#reading) return;
+    this.#reading = false;
+    this.#frameDecoder!.abort(error);
+    this.#onReadError(error);
+  }
+
+  #readFailed(error: unknown): void {
+    this.#reading = false;
+    this.#onReadError(error);
+  }
+
+  #transportReadDone(): void {
+    this.#transportReadEnded = true;
+    this.#onTransportReadEnded?.();
+  }
+
   #onWriteEnd(): void {
     this.#writeEnded = true;
     this.#closeFlushed = this.#closeSent;
@@ -838,8 +922,7 @@ export class WebSocketConnection<S extends boolean = false> {
       return;
     }
     this.#writableClosed = true;
-    this.#writableClosing = this.#transport.writable.close();
-    this.#writableClosing.catch(noop);
+    this.#writableClosing = this.#transport.end();
   }
 
   #finish(error: WebSocketError | null): void {
@@ -854,39 +937,20 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#rejectPings(failure ?? new TypeError("The connection closed"));
 
     // Release the transport: stop reading it, and drop it if it is not
-    // already closed.
+    // already closing.
     const transport = this.#transport;
     if (transport !== null) {
       const reason = failure ?? new TypeError("The connection closed");
-      this.#readAbort.abort(reason);
-      this.#writeAbort.abort(reason);
+      this.#reading = false;
+      this.#frameDecoder?.abort(reason);
       this.#decoder?.release();
-      // The pipes release the transport once they have stopped, each in its
-      // own time: a write to a peer that never reads never ends, but
-      // cancelling the readable drops the transport (a node:net socket is
-      // destroyed), which ends it.
-      const output = this.#output!;
-      const release = () => {
-        // A pipe whose destination failed may leave its source be: the
-        // encoders, and a write waiting on them, must end too.
-        if (!output.locked) output.cancel(reason).catch(noop);
-        if (!transport.writable.locked && !this.#writableClosed) {
-          this.#writableClosed = true;
-          if (failure === null) {
-            this.#writableClosing = transport.writable.close();
-          }
-          (this.#writableClosing ?? transport.writable.abort(failure))
-            .catch(noop);
-        }
-        if (transport.readable.locked) return;
-        if (this.#writableClosing === null) {
-          transport.readable.cancel(reason).catch(noop);
-        } else {
-          linger(transport.readable, this.#closeTimeout, reason);
-        }
-      };
-      this.#incoming.then(release, release);
-      this.#outgoing.then(release, release);
+      this.#sink?.stop(reason);
+      if (!this.#writableClosed) {
+        this.#writableClosed = true;
+        if (failure === null) this.#writableClosing = transport.end();
+      }
+      if (this.#writableClosing === null) transport.destroy(reason);
+      else this.#linger(transport, reason);
     }
     if (failure !== null) {
       this.#writableController?.error(failure);
@@ -897,6 +961,24 @@ export class WebSocketConnection<S extends boolean = false> {
       );
       this.#closed.resolve(this.#closeReceived!);
     }
+  }
+
+  // A lingering close: once our Close frame and FIN are on their way, read
+  // and drop whatever the peer still sends until it closes its side, for at
+  // most closeTimeout, then drop the transport. Dropping it at once with
+  // unread input resets the connection, and the peer may then lose the
+  // Close frame (§5.5.1, §7.1.7) that was just sent.
+  #linger(transport: Transport, reason: unknown): void {
+    const timer = setTimeout(
+      () => transport.destroy(reason),
+      this.#closeTimeout,
+    );
+    const readEnded = this.#transportReadEnded
+      ? undefined
+      : new Promise<void>((resolve) => this.#onTransportReadEnded = resolve);
+    Promise.all([this.#writableClosing, readEnded]).then(() =>
+      clearTimeout(timer)
+    );
   }
 
   #startTimers(): void {

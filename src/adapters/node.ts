@@ -204,12 +204,13 @@ async function handshake(
   }
   const duplex = nodeSocketDuplex(socket);
   socket.write(formatResponseHead(101, "Switching Protocols", result.headers));
-  return {
-    ...duplex,
+  // Assigned, not spread: the duplex is wired straight to the socket unless
+  // its streams are asked for.
+  return Object.assign(duplex, {
     protocol: result.protocol,
     extensions: result.extensions,
     head: new Uint8Array(head.buffer, head.byteOffset, head.byteLength),
-  };
+  });
 }
 
 // node:http limits the head too (maxHeaderSize, 16 KiB by default on Node,
