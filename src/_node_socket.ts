@@ -29,7 +29,7 @@ export interface NodeSocket {
   readonly writableEnded?: boolean;
 }
 
-// Reading pauses once this many bytes wait unread in the readable.
+// Reading pauses once this many bytes wait unread.
 const READ_HIGH_WATER = 64 * 1024;
 
 /**
@@ -66,22 +66,39 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   let events: TransportEvents | null = null;
   let failure: Error | null = null;
   let readDone = false;
-  let waiting = 0;
+  // Bytes handed on since the reader last caught up, and whether that
+  // paused the socket.
+  let unread = 0;
+  let turns = 0;
+  let paused = false;
   let room: { promise: Promise<void>; resolve: () => void } | null = null;
   let corked = false;
 
-  const resume = () => {
-    if (--waiting === 0 && !readDone) socket.resume();
-  };
   const onData = (chunk: Uint8Array) => {
     if (readDone) return;
     // A plain Uint8Array view: applications get Uint8Arrays, not Buffers.
     const wait = events!.data(
       new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
     );
-    if (wait === undefined) return;
-    if (waiting++ === 0) socket.pause();
-    wait.then(resume);
+    if (wait === undefined) {
+      unread = 0;
+      return;
+    }
+    // The reader is behind. Pausing and resuming the socket for every
+    // chunk costs more than the chunk, so up to READ_HIGH_WATER bytes
+    // are handed on before the socket pauses until the reader catches up.
+    unread += chunk.byteLength;
+    const turn = ++turns;
+    wait.then(() => {
+      if (turn !== turns) return;
+      unread = 0;
+      if (paused && !readDone) socket.resume();
+      paused = false;
+    });
+    if (unread > READ_HIGH_WATER && !paused) {
+      paused = true;
+      socket.pause();
+    }
   };
   const onEnd = () => {
     if (readDone) return;

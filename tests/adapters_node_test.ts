@@ -132,6 +132,35 @@ test("upgrade echoes ws's text and binary messages of every size, byte for byte"
   await server.close();
 });
 
+test("upgrade stops reading the socket while messages go unread, and takes them all once read", async () => {
+  let opened!: (readable: ReadableStream<string | Uint8Array>) => void;
+  const readable = new Promise<ReadableStream<string | Uint8Array>>(
+    (resolve) => opened = resolve,
+  );
+  const server = await serve(async (ws) => opened((await ws.opened).readable));
+  const peer = wsClient(server.url);
+  await peer.opened;
+  const count = 48;
+  for (let i = 0; i < count; i++) peer.client.send(payload(1024 * 1024, i));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Kernel buffers and up to 64 KiB handed on hold a few MiB; the rest
+  // waits at ws because the server stopped reading.
+  assert.ok(
+    peer.client.bufferedAmount > 16 * 1024 * 1024,
+    `ws still buffers only ${peer.client.bufferedAmount} bytes`,
+  );
+  const reader = (await readable).getReader();
+  for (let i = 0; i < count; i++) {
+    const { value } = await reader.read();
+    assert.ok(value instanceof Uint8Array);
+    assert.deepEqual(value, payload(1024 * 1024, i), `message ${i}`);
+  }
+  assert.equal(peer.client.bufferedAmount, 0);
+  peer.client.close(1000);
+  await server.connections[0].closed;
+  await server.close();
+});
+
 test("upgrade reassembles ws's fragmented message and answers its ping", async () => {
   const server = await serve(echo);
   const peer = wsClient(server.url);
