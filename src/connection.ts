@@ -988,12 +988,15 @@ export class WebSocketConnection<S extends boolean = false> {
     }
     const idle = this.#options.idleTimeout ?? 0;
     if (idle > 0) {
-      this.#idleTimer = setInterval(() => {
-        if (this.#active) {
-          this.#active = false;
-        } else {
+      const verdict = () => {
+        if (!this.#active) {
           this.#sendClose({ closeCode: 1001, reason: "idle timeout" });
         }
+      };
+      this.#idleTimer = setInterval(() => {
+        // As for the heartbeat: input waiting after a stall is read first.
+        if (this.#active) this.#active = false;
+        else setTimeout(verdict, 0);
       }, idle);
     }
   }
@@ -1002,27 +1005,28 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#heartbeatTimer = setTimeout(() => {
       const timeout = heartbeat.timeout ?? heartbeat.interval;
       let answered = false;
-      const deadline = setTimeout(() => {
-        if (!answered) {
-          this.#finish(
-            new WebSocketError(
-              "The peer did not answer a heartbeat ping in time",
-              {
-                code: "heartbeat_timeout",
-                closeCode: 1006,
-              },
-            ),
-          );
-        }
+      const verdict = () => {
+        if (answered) return;
+        this.#finish(
+          new WebSocketError(
+            "The peer did not answer a heartbeat ping in time",
+            { code: "heartbeat_timeout", closeCode: 1006 },
+          ),
+        );
+      };
+      // After the event loop stalled past the deadline, timers run before
+      // the input that is waiting is read, and the pong may be in it: the
+      // verdict waits one more turn of the loop, so that input is read first.
+      this.#heartbeatTimer = setTimeout(() => {
+        if (!answered) this.#heartbeatTimer = setTimeout(verdict, 0);
       }, timeout);
-      this.#heartbeatTimer = deadline;
       this.ping().then(() => {
         answered = true;
-        clearTimeout(deadline);
+        clearTimeout(this.#heartbeatTimer);
         if (!this.#closeSent && !this.#finished) {
           this.#scheduleHeartbeat(heartbeat);
         }
-      }, () => clearTimeout(deadline));
+      }, () => clearTimeout(this.#heartbeatTimer));
     }, heartbeat.interval);
   }
 

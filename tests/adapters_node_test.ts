@@ -161,6 +161,38 @@ test("upgrade stops reading the socket while messages go unread, and takes them 
   await server.close();
 });
 
+test("upgrade: a heartbeat counts the pong that arrived while the event loop was stalled", async () => {
+  const server = await serve(echo, { heartbeat: { interval: 100 } });
+  const peer = wsClient(server.url);
+  await peer.opened;
+  let pings = 0;
+  let notify = () => {};
+  peer.client.on("ping", () => {
+    // ws has written its pong already. Stalling the event loop past the
+    // heartbeat's deadline leaves that pong unread when the timers run.
+    if (++pings === 1) {
+      const until = Date.now() + 400;
+      while (Date.now() < until) { /* stalled */ }
+    }
+    notify();
+  });
+  let closed = false;
+  server.connections[0].closed.finally(() => {
+    closed = true;
+    notify();
+  }).catch(() => {});
+  while (pings < 3 && !closed) {
+    await new Promise<void>((resolve) => notify = resolve);
+  }
+  assert.equal(closed, false, "the heartbeat dropped a peer that answered");
+  peer.client.close(1000);
+  assert.deepEqual(await server.connections[0].closed, {
+    closeCode: 1000,
+    reason: "",
+  });
+  await server.close();
+});
+
 test("upgrade reassembles ws's fragmented message and answers its ping", async () => {
   const server = await serve(echo);
   const peer = wsClient(server.url);

@@ -311,8 +311,14 @@ export class ChatHub {
 
   // One heartbeat: ping everyone; whoever has not answered the last ping
   // is dropped. A dead peer cannot answer the Close either, so its socket
-  // goes after the connection's closeTimeout.
+  // goes after the connection's closeTimeout. The beat waits one more turn
+  // of the event loop: after a stall, timers run before waiting input is
+  // read, and the pongs may be in it.
   #beat(): void {
+    setTimeout(() => this.#pingAll(), 0);
+  }
+
+  #pingAll(): void {
     for (const member of this.#members) {
       if (member.dropped) continue;
       if (member.awaitingPong) {
