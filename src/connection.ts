@@ -450,6 +450,7 @@ export class WebSocketConnection<S extends boolean = false> {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #idleVerdict: ReturnType<typeof setTimeout> | undefined;
   #active = false;
 
   // Pings sent by ping() or the heartbeat, oldest first.
@@ -664,8 +665,17 @@ export class WebSocketConnection<S extends boolean = false> {
       },
     });
 
+    this.#startTimers();
+    this.#opened.resolve({
+      readable,
+      writable,
+      protocol: transport.protocol ?? "",
+      extensions: transport.extensions ?? "",
+    });
+
     // Incoming: the transport's bytes through the decoders, the bytes read
-    // past the handshake first.
+    // past the handshake first. They may close the connection at once (a
+    // protocol error), so the timers have started before.
     const head = transport.head;
     if (head !== undefined && head.length > 0) this.#onData(head);
     wire.start({
@@ -673,14 +683,6 @@ export class WebSocketConnection<S extends boolean = false> {
       end: () => this.#onTransportEnd(),
       readError: (error) => this.#onTransportError(error),
       writeError: (error) => this.#onWriteError(error),
-    });
-
-    this.#startTimers();
-    this.#opened.resolve({
-      readable,
-      writable,
-      protocol: transport.protocol ?? "",
-      extensions: transport.extensions ?? "",
     });
     const pending = this.#pendingClose;
     if (pending !== null) this.close(pending);
@@ -779,15 +781,8 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#rejectPings(
       new TypeError("The connection closed before the pong arrived"),
     );
-    try {
-      // The last ping before the close is still owed its pong (§5.5.2).
-      if (pong !== null) {
-        this.#encoder!.sendControl(controlFrame(Opcode.Pong, pong));
-      }
-      this.#encoder!.sendControl(controlFrame(Opcode.Close, encodeClose(info)));
-    } catch {
-      // The output has already ended: the transport is gone.
-    }
+    // Set first: sending the Close may finish the connection at once, and
+    // #finish() clears it.
     this.#closeTimer = setTimeout(() => {
       // Once both Close frames have crossed, the close was clean however
       // long the transport takes to end: drop it.
@@ -800,6 +795,15 @@ export class WebSocketConnection<S extends boolean = false> {
           }),
       );
     }, this.#closeTimeout);
+    try {
+      // The last ping before the close is still owed its pong (§5.5.2).
+      if (pong !== null) {
+        this.#encoder!.sendControl(controlFrame(Opcode.Pong, pong));
+      }
+      this.#encoder!.sendControl(controlFrame(Opcode.Close, encodeClose(info)));
+    } catch {
+      // The output has already ended: the transport is gone.
+    }
   }
 
   // Both Close frames have crossed, or we failed the connection and ours
@@ -976,12 +980,16 @@ export class WebSocketConnection<S extends boolean = false> {
     const readEnded = this.#transportReadEnded
       ? undefined
       : new Promise<void>((resolve) => this.#onTransportReadEnded = resolve);
-    Promise.all([this.#writableClosing, readEnded]).then(() =>
-      clearTimeout(timer)
-    );
+    // Both directions are done: nothing unread is left to reset, and the
+    // transport is dropped rather than left to close itself.
+    Promise.all([this.#writableClosing, readEnded]).then(() => {
+      clearTimeout(timer);
+      transport.destroy(reason);
+    });
   }
 
   #startTimers(): void {
+    if (this.#closeSent || this.#finished) return;
     const heartbeat = this.#options.heartbeat;
     if (heartbeat !== undefined && heartbeat.interval > 0) {
       this.#scheduleHeartbeat(heartbeat);
@@ -996,7 +1004,7 @@ export class WebSocketConnection<S extends boolean = false> {
       this.#idleTimer = setInterval(() => {
         // As for the heartbeat: input waiting after a stall is read first.
         if (this.#active) this.#active = false;
-        else setTimeout(verdict, 0);
+        else this.#idleVerdict = setTimeout(verdict, 0);
       }, idle);
     }
   }
@@ -1033,6 +1041,7 @@ export class WebSocketConnection<S extends boolean = false> {
   #stopKeepalive(): void {
     clearTimeout(this.#heartbeatTimer);
     clearInterval(this.#idleTimer);
+    clearTimeout(this.#idleVerdict);
     this.#heartbeatTimer = undefined;
     this.#idleTimer = undefined;
   }

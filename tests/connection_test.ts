@@ -608,3 +608,43 @@ test("WebSocketConnection.close completes while received messages go unread", as
   assert.deepEqual(await server.closed, { closeCode: 1000, reason: "" });
   assert.deepEqual(await client.closed, { closeCode: 1000, reason: "done" });
 });
+
+test("WebSocketConnection: a protocol error in the bytes past the handshake closes with 1002 and leaves no timer", async () => {
+  // Node lists the timers that keep the process alive; Deno and Bun have
+  // no such list, and the test checks the close alone there.
+  const timers = () =>
+    (globalThis as {
+      process?: { getActiveResourcesInfo?: () => string[] };
+    }).process?.getActiveResourcesInfo?.().filter((name) => name === "Timeout")
+      .length;
+  const before = timers();
+  const [ours, theirs] = duplexPair();
+  const connection = new WebSocketConnection(
+    // An unmasked frame from a client: §5.1, 1002.
+    Promise.resolve({ ...ours, head: bytes(0x81, 0x00) }),
+    {
+      role: "server",
+      idleTimeout: 60_000,
+      heartbeat: { interval: 60_000 },
+      closeTimeout: 60_000,
+    },
+  );
+  const sent = (async () => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of theirs.readable) chunks.push(chunk);
+    return chunks;
+  })();
+  await assert.rejects(
+    connection.closed,
+    (error: WebSocketError) => error.closeCode === 1002,
+  );
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder({ role: "client" });
+  for (const chunk of await sent) decoder.push(chunk, (f) => frames.push(f));
+  assert.deepEqual(frames.map((f) => [f.opcode, f.payload[0], f.payload[1]]), [
+    [Opcode.Close, 0x03, 0xea],
+  ]);
+  await theirs.writable.close();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(timers(), before);
+});

@@ -140,6 +140,7 @@ export class ChatHub {
   readonly #maxRooms: number;
   readonly #now: () => number;
   readonly #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #beatTurn: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ChatOptions = {}) {
     this.#historySize = options.historySize ?? 50;
@@ -193,6 +194,7 @@ export class ChatHub {
   /** Stops the heartbeat and closes every connection. */
   close(): void {
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#beatTurn);
     for (const member of this.#members) {
       member.drop(ChatCloseCode.Shutdown, "server shutting down");
     }
@@ -315,7 +317,7 @@ export class ChatHub {
   // of the event loop: after a stall, timers run before waiting input is
   // read, and the pongs may be in it.
   #beat(): void {
-    setTimeout(() => this.#pingAll(), 0);
+    this.#beatTurn = setTimeout(() => this.#pingAll(), 0);
   }
 
   #pingAll(): void {
