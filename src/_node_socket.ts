@@ -4,6 +4,7 @@
 // Structural types keep this file free of @types/node at runtime.
 
 import type { ByteDuplex } from "./connection.ts";
+import { type Deferred, deferred } from "./_deferred.ts";
 import {
   offerTransport,
   type Transport,
@@ -40,14 +41,13 @@ const READ_HIGH_WATER = 64 * 1024;
 export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
   const transport = nodeSocketTransport(socket);
   let streams: ByteDuplex | null = null;
+  const made = () => streams ??= transportStreams(transport, READ_HIGH_WATER);
   const duplex: ByteDuplex = {
     get readable() {
-      streams ??= transportStreams(transport, READ_HIGH_WATER);
-      return streams.readable;
+      return made().readable;
     },
     get writable() {
-      streams ??= transportStreams(transport, READ_HIGH_WATER);
-      return streams.writable;
+      return made().writable;
     },
   };
   offerTransport(duplex, () => streams === null ? transport : null);
@@ -71,7 +71,7 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   let unread = 0;
   let turns = 0;
   let paused = false;
-  let room: { promise: Promise<void>; resolve: () => void } | null = null;
+  let room: Deferred<void> | null = null;
   let corked = false;
 
   const onData = (chunk: Uint8Array) => {
@@ -157,11 +157,7 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
         setImmediate(uncork);
       }
       if (socket.write(chunk)) return;
-      if (room === null) {
-        let resolve!: () => void;
-        const promise = new Promise<void>((done) => resolve = done);
-        room = { promise, resolve };
-      }
+      room ??= deferred<void>();
       return room.promise;
     },
     end() {
