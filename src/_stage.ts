@@ -9,10 +9,18 @@
 //   stage, the first hands its chunks straight to the second's core instead of
 //   through a stream hop, so bytes → frames → messages costs one hop, not two.
 //   Everything observable stays the same: the same chunks, errors, closing,
-//   cancellation and backpressure (tests/stage_fusion_test.ts checks it).
+//   cancellation and backpressure.
 // - Backpressure from inside: a stage can wait for its reader between the
 //   pieces of one input (the fragments of a large message), so a control
 //   frame can be slotted in between them.
+// - Direct pipes. When a stage's readable is piped with pipeTo() into a
+//   writable whose owner offered its write (a connection's writable:
+//   `readable.pipeTo(writable)` is an echo), each chunk goes straight to that
+//   write, not through the readable's queue and the writable's.
+//
+// tests/message_property_test.ts checks that fused and composed stages hand
+// on the same chunks, errors and ends; tests/stage_pipe_test.ts does the
+// same for direct pipes.
 //
 // A stage's streams are made when first asked for. Stages that an owner
 // links with link() (a connection wires its own) hand chunks on the same
@@ -41,6 +49,41 @@ export function link<A, B, C>(from: Stage<A, B>, to: Stage<B, C>): Stage<B, C> {
 }
 
 /**
+ * What the owner of a writable offers for a stage's readable piped into it:
+ * the write of the writable's sink, to be called directly, and the
+ * writable's controller, to error it when that write fails (as the stream
+ * would). The writable must count each chunk as one, with a high-water mark
+ * of one.
+ */
+export interface DirectWrite<T> {
+  write(chunk: T): void | Promise<void>;
+  controller: WritableStreamDefaultController;
+}
+
+const directWrites = new WeakMap<
+  WritableStream<never>,
+  DirectWrite<never>
+>();
+
+/** Lets a stage's readable piped into `writable` call `direct.write` itself. */
+export function offerDirectWrite<T>(
+  writable: WritableStream<T>,
+  direct: DirectWrite<T>,
+): void {
+  directWrites.set(
+    writable as WritableStream<never>,
+    direct as DirectWrite<never>,
+  );
+}
+
+// pipeTo() options that change nothing: a direct pipe behaves as a plain one.
+function plainPipe(options: StreamPipeOptions | undefined): boolean {
+  return options === undefined ||
+    (!options.preventAbort && !options.preventCancel &&
+      !options.preventClose && options.signal === undefined);
+}
+
+/**
  * The base of every stream in this library. Subclasses implement
  * `transform` (synchronous when `fusable`) and optionally `flush` and
  * `cleanup`, and call `enqueue` for their output.
@@ -65,6 +108,8 @@ export abstract class Stage<I, O> {
   #inbox: I[] | null = null;
   #busy = false;
   #idleWaiters: Waiter[] = [];
+  // The readable is piped directly into a writable (see #pipeDirect).
+  #piped = false;
 
   static {
     linkStages = (from, to) => {
@@ -110,6 +155,22 @@ export abstract class Stage<I, O> {
       readable.getReader().closed.catch(noop);
       return readable;
     }
+    const pipeTo = readable.pipeTo;
+    readable.pipeTo = ((destination, options) => {
+      const direct = directWrites.get(destination as WritableStream<never>);
+      if (
+        direct !== undefined && plainPipe(options) && this.#canPipe() &&
+        !destination.locked
+      ) {
+        const writer = destination.getWriter();
+        // Nothing queued or being written: the pipe's writes come first.
+        if (writer.desiredSize === 1) {
+          return this.#pipeDirect(writer, direct as DirectWrite<O>);
+        }
+        writer.releaseLock();
+      }
+      return pipeTo.call(readable, destination, options);
+    }) as typeof pipeTo;
     const pipeThrough = readable.pipeThrough;
     readable.pipeThrough = ((transform, options) => {
       if (
@@ -379,6 +440,7 @@ export abstract class Stage<I, O> {
       this.#readableController!.close();
       return this.#nextWriter.close();
     } else {
+      if (this.#piped) this.#readableController!.close();
       return next.#closeFromLinked();
     }
   }
@@ -406,6 +468,7 @@ export abstract class Stage<I, O> {
     if (nextWriter !== null) {
       nextWriter.abort(reason).catch(noop);
     } else if (next !== null) {
+      if (this.#piped) this.#readableController!.error(reason);
       next.#fail(reason);
     } else if (
       this.#readableController !== null &&
@@ -421,6 +484,14 @@ export abstract class Stage<I, O> {
   // cancels its own source, as a TransformStream would.
   #cancel(reason: unknown): void {
     if (this.#finished) return;
+    // A piped readable is cancelled, as a pipe cancels its source.
+    if (this.#piped) {
+      try {
+        this.#readableController!.close();
+      } catch {
+        // It had ended already.
+      }
+    }
     if (!this.cancelInput(reason)) {
       this.#outputClosed = true;
       this.wake();
@@ -436,6 +507,32 @@ export abstract class Stage<I, O> {
     if (prev !== null) prev.#cancel(reason);
   }
 
+  // Whether the readable can be piped directly: made, unlocked, empty, and
+  // still to end.
+  #canPipe(): boolean {
+    const controller = this.#readableController;
+    return this.#next === null && controller !== null &&
+      controller.desiredSize === 1 && !this.#readable!.locked &&
+      !this.#finished && !this.#outputClosed && !this.#endHeld &&
+      this.#failure === NO_FAILURE;
+  }
+
+  // `readable.pipeTo(destination)` with the destination's own write: the
+  // readable is locked and left empty, and a PipeSink linked behind this
+  // stage takes the chunks, in turn, as a linked stage does.
+  #pipeDirect(
+    writer: WritableStreamDefaultWriter<O>,
+    direct: DirectWrite<O>,
+  ): Promise<void> {
+    const reader = this.#readable!.getReader();
+    const sink = new PipeSink(reader, writer, direct);
+    this.#piped = true;
+    this.#next = sink;
+    sink.#prev = this as Stage<unknown, O>;
+    sink.#inbox = [];
+    return sink.done;
+  }
+
   #fuse<T>(next: Stage<O, T>): ReadableStream<T> {
     // Lock both ends that a real pipe would lock; nothing flows through them.
     const reader = this.readable.getReader();
@@ -446,5 +543,115 @@ export abstract class Stage<I, O> {
     this.#nextWriter = writer;
     next.#prev = this as Stage<unknown, O>;
     return next.readable;
+  }
+}
+
+// The far end of a direct pipe: a stage whose transform is the destination's
+// write. It settles the pipe's promise as pipeTo() would: resolved once the
+// source has ended and the destination closed; rejected with the source's
+// error (the destination aborted), or with the destination's (the source
+// cancelled, by the linked stages' own rules).
+class PipeSink<T> extends Stage<T, never> {
+  readonly #reader: ReadableStreamDefaultReader<unknown>;
+  readonly #writer: WritableStreamDefaultWriter<T>;
+  readonly #direct: DirectWrite<T>;
+  readonly #done: Promise<void>;
+  #resolve!: () => void;
+  #reject!: (reason: unknown) => void;
+  #settled = false;
+  // A write that has not finished yet: an abort waits for it, as it waits
+  // for a write in flight.
+  #writing: Promise<void> | null = null;
+  // The destination has failed: it is not aborted again.
+  #destinationFailed = false;
+
+  constructor(
+    reader: ReadableStreamDefaultReader<unknown>,
+    writer: WritableStreamDefaultWriter<T>,
+    direct: DirectWrite<T>,
+  ) {
+    super();
+    this.#reader = reader;
+    this.#writer = writer;
+    this.#direct = direct;
+    this.#done = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // The destination errored on its own (its owner failed it).
+    writer.closed.catch((error) => {
+      if (this.finished) return;
+      this.#destinationFailed = true;
+      this.cancel(error);
+    });
+  }
+
+  /** The pipe's promise. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  protected override get fusable(): boolean {
+    return false;
+  }
+
+  protected override ready(): undefined {
+    return undefined;
+  }
+
+  protected transform(chunk: T): void | Promise<void> {
+    let written;
+    try {
+      written = this.#direct.write(chunk);
+    } catch (error) {
+      this.#writeFailed(error);
+      throw error;
+    }
+    if (written === undefined) return;
+    const writing: Promise<void> = this.#writing = written.then(() => {
+      if (this.#writing === writing) this.#writing = null;
+    }, (error) => {
+      this.#writeFailed(error);
+      throw error;
+    });
+    return writing;
+  }
+
+  // The source has ended: so does the destination.
+  protected override flush(): void {
+    this.#writer.close().then(
+      () => this.#settle(undefined, false),
+      (error) => this.#settle(error, true),
+    );
+  }
+
+  // The source failed (the destination is aborted with its error), or the
+  // destination did (the source is cancelled by Stage).
+  protected override cleanup(reason: unknown): void {
+    if (this.#destinationFailed) {
+      this.#settle(reason, true);
+      return;
+    }
+    const abort = () => {
+      const settle = () => this.#settle(reason, true);
+      this.#writer.abort(reason).then(settle, settle);
+    };
+    if (this.#writing === null) abort();
+    else this.#writing.then(abort, abort);
+  }
+
+  // What a WritableStream does when its sink's write fails.
+  #writeFailed(error: unknown): void {
+    this.#destinationFailed = true;
+    this.#direct.controller.error(error);
+  }
+
+  #settle(error: unknown, failed: boolean): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#reader.releaseLock();
+    this.#writer.releaseLock();
+    if (failed) this.#reject(error);
+    else this.#resolve();
   }
 }

@@ -7,7 +7,7 @@
  */
 
 import { deferred } from "./_deferred.ts";
-import { link, Stage } from "./_stage.ts";
+import { link, offerDirectWrite, Stage } from "./_stage.ts";
 import { type Transport, transportOf } from "./_transport.ts";
 import { checkClose, pingPayload } from "./_endpoint.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
@@ -639,16 +639,19 @@ export class WebSocketConnection<S extends boolean = false> {
         error: (error) => this.#onWriteError(error),
       }),
     );
+    const send = (message: MessageInput) => {
+      if (this.#closeSent || this.#finished) {
+        throw new TypeError("Cannot send message: the connection is closing");
+      }
+      return encoder.send(message);
+    };
     const writable = new WritableStream<MessageInput>({
       start: (controller) => {
         this.#writableController = controller;
       },
       write: (message) => {
         this.#sendQueue -= queuedSize(message);
-        if (this.#closeSent || this.#finished) {
-          throw new TypeError("Cannot send message: the connection is closing");
-        }
-        return encoder.send(message);
+        return send(message);
       },
       close: () => this.#sendClose({}),
       abort: () => this.#sendClose({}),
@@ -663,6 +666,13 @@ export class WebSocketConnection<S extends boolean = false> {
         }
         return 1;
       },
+    });
+
+    // `readable.pipeTo(writable)` (an echo, a relay) sends each message as
+    // it is decoded, without the two streams' queues.
+    offerDirectWrite(writable, {
+      write: send,
+      controller: this.#writableController!,
     });
 
     this.#startTimers();
