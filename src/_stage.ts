@@ -53,7 +53,8 @@ export function link<A, B, C>(from: Stage<A, B>, to: Stage<B, C>): Stage<B, C> {
  * the write of the writable's sink, to be called directly, and the
  * writable's controller, to error it when that write fails (as the stream
  * would). The writable must count each chunk as one, with a high-water mark
- * of one.
+ * of one, and `write` must throw once the writable is closing or its owner
+ * has errored it.
  */
 export interface DirectWrite<T> {
   write(chunk: T): void | Promise<void>;
@@ -77,8 +78,8 @@ export function offerDirectWrite<T>(
 }
 
 // pipeTo() options that change nothing: a direct pipe behaves as a plain one.
-function plainPipe(options: StreamPipeOptions | undefined): boolean {
-  return options === undefined ||
+function plainPipe(options: StreamPipeOptions | null | undefined): boolean {
+  return options == null ||
     (!options.preventAbort && !options.preventCancel &&
       !options.preventClose && options.signal === undefined);
 }
@@ -108,8 +109,11 @@ export abstract class Stage<I, O> {
   #inbox: I[] | null = null;
   #busy = false;
   #idleWaiters: Waiter[] = [];
+  // A PipeSink's: upstream waits while a chunk waits in the inbox.
+  #roomWaiters: Waiter[] = [];
   // The readable is piped directly into a writable (see #pipeDirect).
   #piped = false;
+  #cancelled = false;
 
   static {
     linkStages = (from, to) => {
@@ -239,7 +243,8 @@ export abstract class Stage<I, O> {
   protected ready(): Promise<void> | undefined {
     const next = this.#next;
     if (next !== null) {
-      return next.#inbox === null ? next.ready() : next.#idle();
+      if (next.#inbox === null) return next.ready();
+      return this.#piped ? next.#room() : next.#idle();
     }
     if (this.#finished || this.#outputClosed) return undefined;
     const desired = this.#output().desiredSize;
@@ -281,6 +286,7 @@ export abstract class Stage<I, O> {
 
   /** Wakes whatever waits in `ready()`. */
   protected wake(): void {
+    if (this.#piped) this.#next!.#wakeRoom();
     const waiters = this.#waiters;
     if (waiters.length === 0) return;
     this.#waiters = [];
@@ -345,8 +351,10 @@ export abstract class Stage<I, O> {
     const inbox = this.#inbox!;
     while (inbox.length > 0 && !this.#finished) {
       let waiting: void | Promise<void>;
+      const chunk = inbox.shift()!;
+      if (inbox.length === 0) this.#wakeRoom();
       try {
-        waiting = this.#write(inbox.shift()!);
+        waiting = this.#write(chunk);
       } catch (error) {
         this.#inputFailed(error);
         return;
@@ -382,8 +390,21 @@ export abstract class Stage<I, O> {
     return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  #room(): Promise<void> | undefined {
+    if (this.#finished || this.#inbox!.length === 0) return undefined;
+    return new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  #wakeRoom(): void {
+    const waiters = this.#roomWaiters;
+    if (waiters.length === 0) return;
+    this.#roomWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
   #becameIdle(): void {
     if (this.#finished && this.#inbox !== null) this.#inbox.length = 0;
+    this.#wakeRoom();
     const waiters = this.#idleWaiters;
     if (waiters.length === 0) return;
     this.#idleWaiters = [];
@@ -440,7 +461,12 @@ export abstract class Stage<I, O> {
       this.#readableController!.close();
       return this.#nextWriter.close();
     } else {
-      if (this.#piped) this.#readableController!.close();
+      if (this.#piped) {
+        // As with a stream: the source's end does not wait for the pipe.
+        this.#readableController!.close();
+        next.#closeWhenIdle();
+        return;
+      }
       return next.#closeFromLinked();
     }
   }
@@ -450,6 +476,15 @@ export abstract class Stage<I, O> {
     const idle = this.#inbox === null ? undefined : this.#idle();
     if (idle === undefined) return this.#finished ? undefined : this.#close();
     return idle.then(() => this.#finished ? undefined : this.#close());
+  }
+
+  // A direct pipe's end: the destination is closed as soon as the last
+  // write is done, in the same turn.
+  #closeWhenIdle(): void {
+    if (this.#finished) return;
+    if (this.#busy || this.#inbox!.length > 0) {
+      this.#idleWaiters.push(() => this.#closeWhenIdle());
+    } else this.#close();
   }
 
   // The input failed (abort), or this stage's core threw: fail the output
@@ -468,8 +503,12 @@ export abstract class Stage<I, O> {
     if (nextWriter !== null) {
       nextWriter.abort(reason).catch(noop);
     } else if (next !== null) {
-      if (this.#piped) this.#readableController!.error(reason);
-      next.#fail(reason);
+      if (this.#piped) {
+        this.#readableController!.error(reason);
+        const idle = next.#idle();
+        if (idle === undefined) next.#fail(reason);
+        else idle.then(() => next.#fail(reason));
+      } else next.#fail(reason);
     } else if (
       this.#readableController !== null &&
       this.#readableController.desiredSize! >= 1
@@ -483,7 +522,9 @@ export abstract class Stage<I, O> {
   // The reader cancelled: fail the input side, so whatever pipes into it
   // cancels its own source, as a TransformStream would.
   #cancel(reason: unknown): void {
-    if (this.#finished) return;
+    // Once only, as a stream calls its source's cancel once.
+    if (this.#finished || this.#cancelled) return;
+    this.#cancelled = true;
     // A piped readable is cancelled, as a pipe cancels its source.
     if (this.#piped) {
       try {
@@ -633,8 +674,10 @@ class PipeSink<T> extends Stage<T, never> {
       return;
     }
     const abort = () => {
-      const settle = () => this.#settle(reason, true);
-      this.#writer.abort(reason).then(settle, settle);
+      this.#writer.abort(reason).then(
+        () => this.#settle(reason, true),
+        (error) => this.#settle(error, true),
+      );
     };
     if (this.#writing === null) abort();
     else this.#writing.then(abort, abort);

@@ -15,7 +15,7 @@ import type { Frame } from "../src/frame.ts";
 import { FrameDecoderStream } from "../src/frame_decoder_stream.ts";
 import { FrameEncoder } from "../src/frame_encoder.ts";
 import { Opcode } from "../src/opcode.ts";
-import { duplexPair, frame } from "./_helpers.ts";
+import { duplexPair, frame, payload } from "./_helpers.ts";
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -25,10 +25,11 @@ type SinkStep = "take" | "throw" | "reject" | "wait" | "error-owner";
 interface Case {
   // Frames the source is fed, one write each; "bad" is a masked frame,
   // which a client refuses (the source fails); "abort" aborts the source's
-  // input at once, even while the write before it waits; "frame+bad" is a
-  // frame and a bad one in one chunk (the source fails while the frame may
-  // still be being written).
-  feed: ("frame" | "bad" | "frame+bad" | "abort")[];
+  // input at once, even while the write before it waits; "frames" is three
+  // frames in one chunk; "frame+bad" is a frame and a bad one in one chunk,
+  // and "frames+bad" three and a bad one (the source fails while frames
+  // before it may still wait to be written).
+  feed: ("frame" | "bad" | "frames" | "frame+bad" | "frames+bad" | "abort")[];
   // Whether the source's input is closed after the feed.
   end: boolean;
   sink: SinkStep[];
@@ -64,7 +65,11 @@ async function run(c: Case, direct: boolean): Promise<string[]> {
   const fed: string[] = [];
   let n = 0;
   const waits: (() => void)[] = [];
+  let ownerFailure: Error | null = null;
   const take = (f: Frame, via: string): void | Promise<void> => {
+    // An owner's write refuses once it has failed the writable (a
+    // connection's send does), as the stream refuses to call it.
+    if (ownerFailure !== null) throw ownerFailure;
     const step = c.sink[n++] ?? "take";
     seen.push(`write ${new TextDecoder().decode(f.payload)} ${step}`);
     // The ordinary pipe calls the stream's write, the direct one the offer.
@@ -84,7 +89,8 @@ async function run(c: Case, direct: boolean): Promise<string[]> {
           })
         );
       case "error-owner":
-        queueMicrotask(() => controller.error(new Error("owner failed it")));
+        ownerFailure = new Error("owner failed it");
+        controller.error(ownerFailure);
         return;
     }
   };
@@ -135,11 +141,16 @@ async function run(c: Case, direct: boolean): Promise<string[]> {
     }
     const bad = bytesOf(frame(Opcode.Text, "bad"), masked);
     const good = () => bytesOf(frame(Opcode.Text, `m${i++}`), encoder);
-    const bytes = item === "bad"
-      ? bad
+    const parts = item === "bad"
+      ? [bad]
       : item === "frame"
-      ? good()
-      : Uint8Array.from([...good(), ...bad]);
+      ? [good()]
+      : item === "frames"
+      ? [good(), good(), good()]
+      : item === "frame+bad"
+      ? [good(), bad]
+      : [good(), good(), good(), bad];
+    const bytes = Uint8Array.from(parts.flatMap((part) => [...part]));
     // Each write waits until the pipe has room; a sink that waits for
     // good is let go after a while.
     const write = input.write(bytes).then(() => "ok", (e) => message(e));
@@ -232,6 +243,11 @@ const cases: [string, Case][] = [
     end: false,
     sink: ["take", "wait"],
   }],
+  ["what the source made before it failed is written first", {
+    feed: ["frames+bad"],
+    end: false,
+    sink: ["wait"],
+  }],
   ["a sink that waits holds the source back", {
     feed: ["frame", "frame", "frame", "frame"],
     end: true,
@@ -261,7 +277,9 @@ test("direct pipe ≡ ordinary pipe: any feed and any sink", async () => {
           "frame",
           "frame",
           "bad",
+          "frames",
           "frame+bad",
+          "frames+bad",
           "abort",
         ),
         { maxLength: 5 },
@@ -285,7 +303,7 @@ test("direct pipe ≡ ordinary pipe: any feed and any sink", async () => {
         // decides what each side ends with. An ordinary pipe runs the same
         // race with other timing, so those are left out here.
         if (
-          feed.includes("frame+bad") &&
+          feed.some((f) => f.endsWith("+bad")) &&
           sink.some((s) =>
             s === "throw" || s === "reject" || s === "error-owner"
           )
@@ -304,6 +322,7 @@ test("a direct pipe is taken only with options that change nothing", async () =>
   for (
     const [options, direct] of [
       [undefined, true],
+      [null, true],
       [{}, true],
       [{ preventClose: false }, true],
       [{ preventClose: true }, false],
@@ -329,7 +348,7 @@ test("a direct pipe is taken only with options that change nothing", async () =>
       controller,
     });
     const stage = new FrameDecoderStream({ role: "client" });
-    const piped = stage.readable.pipeTo(writable, options);
+    const piped = stage.readable.pipeTo(writable, options as never);
     const input = stage.writable.getWriter();
     await input.write(bytesOf(frame(Opcode.Text, "x"), encoder));
     await input.close();
@@ -427,4 +446,64 @@ test("a relay: one connection's readable piped directly into another's writable 
   await first.client.close({ closeCode: 1000 });
   await relay;
   await second.client.close({ closeCode: 1000 });
+});
+
+test("a streaming connection echoes a fragmented message through a direct pipe", async () => {
+  // The message goes out while it comes in: the pipe's write waits for
+  // the message's end, which only more decoding brings.
+  const [a, b] = duplexPair();
+  const client = new WebSocketConnection(a, {
+    role: "client",
+    fragmentSize: 1024,
+  });
+  const server = new WebSocketConnection(b, {
+    role: "server",
+    streaming: true,
+  });
+  const ends = await server.opened;
+  const echo = ends.readable.pipeTo(ends.writable);
+  const { readable, writable } = await client.opened;
+  const sent = payload(200_000, 7);
+  await writable.getWriter().write(sent);
+  const reader = readable.getReader();
+  assert.deepEqual((await reader.read()).value, sent);
+  await client.close({ closeCode: 1000 });
+  await echo;
+  assert.equal((await server.closed).closeCode, 1000);
+});
+
+test("a connection closing while its relay into a stalled one waits still ends its close handshake at once", async () => {
+  // A's messages are relayed into B, whose peer has stopped reading: A's
+  // decoder waits. A's Close, and its peer's answer, must still get
+  // through: A closes cleanly, not after closeTimeout.
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const a = new WebSocketConnection({
+    readable: new ReadableStream({
+      start: (controller) => {
+        input = controller;
+      },
+    }),
+    writable: new WritableStream(),
+  }, { role: "server", closeTimeout: 2000 });
+  let written = 0;
+  const b = new WebSocketConnection({
+    readable: new ReadableStream(),
+    writable: new WritableStream({
+      write: () => written++ === 0 ? undefined : new Promise(() => {}),
+    }),
+  }, { role: "server", closeTimeout: 2000 });
+  b.closed.catch(() => {});
+  const from = await a.opened;
+  const to = await b.opened;
+  from.readable.pipeTo(to.writable).catch(() => {});
+  const client = new FrameEncoder({ role: "client" });
+  const send = (f: Frame) => input.enqueue(bytesOf(f, client));
+  for (let i = 0; i < 6; i++) send(frame(Opcode.Text, `m${i}`));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const started = Date.now();
+  a.close({ closeCode: 1000 });
+  send(frame(Opcode.Close, Uint8Array.of(0x03, 0xe8)));
+  input.close();
+  assert.equal((await a.closed).closeCode, 1000);
+  assert.ok(Date.now() - started < 1000, "the close waited for closeTimeout");
 });
