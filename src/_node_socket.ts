@@ -33,6 +33,14 @@ export interface NodeSocket {
 // Reading pauses once this many bytes wait unread.
 const READ_HIGH_WATER = 64 * 1024;
 
+// Chunks below this size written in one turn are copied into one buffer and
+// written at once: a socket write per chunk, corked or not, costs more
+// than the copy. Larger chunks are written as they are.
+const COPY_LIMIT = 4 * 1024;
+// Once this many bytes wait to go out in a turn, writers wait for it, as
+// they would for a corked socket at its high-water mark.
+const BATCH_LIMIT = 16 * 1024;
+
 /**
  * A connected socket as a byte duplex. A connection over it reads and
  * writes the socket directly (see _transport.ts), unless something has
@@ -57,9 +65,9 @@ export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
 /**
  * Reads the socket until it ends, pausing it while the reader waits;
  * `write()` returns at once while the socket buffers below its high-water
- * mark, else a promise of `drain`. Everything written in one turn of the
- * event loop goes out in one system call: the socket is corked on the
- * first write and uncorked by `setImmediate`.
+ * mark, else a promise of `drain`. What is written in one turn of the event
+ * loop goes out together, by `setImmediate`: small chunks copied into one
+ * buffer, larger ones corked into one writev.
  */
 function nodeSocketTransport(socket: NodeSocket): Transport {
   socket.setNoDelay?.(true);
@@ -71,7 +79,14 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   let unread = 0;
   let turns = 0;
   let paused = false;
+  // Writers wait on `room` while the batch is full (until the turn's
+  // writes) or the socket is (until 'drain').
   let room: Deferred<void> | null = null;
+  let socketFull = false;
+  // Small chunks written this turn, to go out in one socket write.
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  let flushing = false;
   let corked = false;
 
   const onData = (chunk: Uint8Array) => {
@@ -109,6 +124,7 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
     failure = error;
   };
   const onDrain = () => {
+    socketFull = false;
     const full = room;
     room = null;
     full?.resolve();
@@ -137,9 +153,32 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   socket.on("error", onError as never);
   socket.on("drain", onDrain);
   socket.on("close", onClose);
-  const uncork = () => {
-    corked = false;
-    socket.uncork?.();
+  // Writes to the socket; false once it is over its high-water mark.
+  const flush = (): boolean => {
+    const chunks = batch;
+    if (chunks.length === 0) return true;
+    let out = chunks[0];
+    if (chunks.length > 1) {
+      out = new Uint8Array(batched);
+      let at = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+    }
+    batch = [];
+    batched = 0;
+    return socket.write(out);
+  };
+  const flushTurn = () => {
+    flushing = false;
+    if (socket.destroyed) return;
+    if (!flush()) socketFull = true;
+    if (corked) {
+      corked = false;
+      socket.uncork?.();
+    }
+    if (!socketFull) onDrain();
   };
 
   return {
@@ -151,18 +190,29 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
     },
     write(chunk) {
       if (socket.destroyed) throw failure ?? new Error("The socket is closed");
-      if (!corked && socket.cork !== undefined) {
-        corked = true;
-        socket.cork();
-        setImmediate(uncork);
+      if (!flushing) {
+        flushing = true;
+        setImmediate(flushTurn);
       }
-      if (socket.write(chunk)) return;
+      if (chunk.length < COPY_LIMIT) {
+        batch.push(chunk);
+        batched += chunk.length;
+      } else {
+        // Larger chunks of one turn go out together too, in one writev.
+        if (!corked && socket.cork !== undefined) {
+          corked = true;
+          socket.cork();
+        }
+        const flushed = flush();
+        if (!socket.write(chunk) || !flushed) socketFull = true;
+      }
+      if (!socketFull && batched < BATCH_LIMIT) return room?.promise;
       room ??= deferred<void>();
       return room.promise;
     },
     end() {
       if (socket.destroyed) return Promise.resolve();
-      if (corked) uncork();
+      flushTurn();
       return new Promise<void>((resolve) => {
         socket.end(resolve);
         // A socket destroyed before it finishes ends the wait too.
