@@ -1,8 +1,9 @@
 // A node:net (or node:tls) socket as a transport, and as a ByteDuplex. node:net exists on Node,
 // Deno and Bun alike, so this is the path to the full codec on all three.
 //
-// Structural types keep this file free of @types/node at runtime.
+// Structural types keep this file free of @types/node.
 
+import { Buffer } from "node:buffer";
 import type { ByteDuplex } from "./connection.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
 import {
@@ -157,14 +158,11 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   const flush = (): boolean => {
     const chunks = batch;
     if (chunks.length === 0) return true;
-    let out = chunks[0];
-    if (chunks.length > 1) {
-      out = new Uint8Array(batched);
-      let at = 0;
-      for (const chunk of chunks) {
-        out.set(chunk, at);
-        at += chunk.length;
-      }
+    const out = Buffer.allocUnsafe(batched);
+    let at = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
     }
     batch = [];
     batched = 0;
