@@ -185,6 +185,8 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
       if (closed) return onClose();
       socket.on("data", onData as never);
       socket.on("end", onEnd);
+      // A socket paused by its handshake (the client's) reads from here on.
+      socket.resume();
     },
     write(chunk) {
       if (socket.destroyed) throw failure ?? new Error("The socket is closed");

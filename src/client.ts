@@ -8,7 +8,14 @@
 
 import net from "node:net";
 import tls from "node:tls";
-import { formatRequestHead, HeadReader, parseResponseHead } from "./_http.ts";
+import {
+  formatRequestHead,
+  type HeadError,
+  HeadReader,
+  type HeadWithRest,
+  parseResponseHead,
+  type ResponseHead,
+} from "./_http.ts";
 import { type NodeSocket, nodeSocketDuplex } from "./_node_socket.ts";
 import {
   type HandshakeResult,
@@ -112,8 +119,6 @@ interface Dial {
   fail(reason: unknown): boolean;
 }
 
-const noop = () => {};
-
 function openError(
   message: string,
   cause?: unknown,
@@ -153,6 +158,51 @@ const NOT_FAILED = Symbol("not failed");
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+// Sends the request head and reads the response head from the socket's
+// events. The socket is paused at the end of the head: what follows waits
+// in it for the connection (bytes of the same read come back as `rest`).
+function exchangeHeads(
+  socket: ClientSocket,
+  request: Uint8Array,
+  address: string,
+): Promise<HeadWithRest<ResponseHead> | HeadError> {
+  return new Promise((resolve, reject) => {
+    const heads = new HeadReader(parseResponseHead);
+    const settle = () => {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("error", reject);
+      socket.off("close", onClose);
+    };
+    const onData = (chunk: Uint8Array) => {
+      const head = heads.push(
+        new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      );
+      if (head.kind === "incomplete") return;
+      settle();
+      socket.pause();
+      resolve(head);
+    };
+    const onEnd = () => {
+      settle();
+      reject(
+        openError(
+          `${address} closed the connection before answering the handshake`,
+        ),
+      );
+    };
+    const onClose = () => {
+      settle();
+      reject(new Error("The socket closed"));
+    };
+    socket.on("data", onData);
+    socket.on("end", onEnd);
+    socket.on("error", reject);
+    socket.on("close", onClose);
+    socket.write(request);
+  });
 }
 
 // Connects, sends the handshake request and reads the response head. On
@@ -222,53 +272,44 @@ function dial(
       }, options.timeout)
       : undefined;
 
+    // The connection reads and writes the socket directly (see
+    // _node_socket.ts): the handshake reads it by its events, so no stream
+    // is made.
     const duplex = nodeSocketDuplex(current);
-    const reader = duplex.readable.getReader();
     try {
-      const writer = duplex.writable.getWriter();
-      await writer.write(formatRequestHead("GET", target, headers));
-      writer.releaseLock();
-      const heads = new HeadReader(parseResponseHead);
-      while (true) {
-        const { done: ended, value } = await reader.read();
-        if (ended) {
-          throw openError(
-            `${address} closed the connection before answering the handshake`,
-          );
-        }
-        const head = heads.push(value);
-        if (head.kind === "incomplete") continue;
-        if (head.kind === "error") {
-          throw new HandshakeError(
-            `Cannot open WebSocket: the response from ${address} is not valid HTTP: ${head.reason}`,
-            { code: "invalid_response", status: 0 },
-          );
-        }
-        if (failure !== NOT_FAILED) throw failure;
-        const agreed = verifyResponse(head, handshake);
-        // RFC 7692 §7: the response's parameters must fit the offer.
-        const deflate = agreed.accepted.find((e) =>
-          e.name === PERMESSAGE_DEFLATE
+      const head = await exchangeHeads(
+        current,
+        formatRequestHead("GET", target, headers),
+        address,
+      );
+      if (head.kind === "error") {
+        throw new HandshakeError(
+          `Cannot open WebSocket: the response from ${address} is not valid HTTP: ${head.reason}`,
+          { code: "invalid_response", status: 0 },
         );
-        if (deflate !== undefined) {
-          acceptPerMessageDeflateResponse(
-            deflate,
-            options.perMessageDeflate ?? {},
-            head.status,
-          );
-        }
-        reader.releaseLock();
-        done = true;
-        return {
-          ...duplex,
-          protocol: agreed.protocol,
-          extensions: agreed.extensions,
-          head: head.rest,
-        };
       }
+      if (failure !== NOT_FAILED) throw failure;
+      const agreed = verifyResponse(head, handshake);
+      // RFC 7692 §7: the response's parameters must fit the offer.
+      const deflate = agreed.accepted.find((e) =>
+        e.name === PERMESSAGE_DEFLATE
+      );
+      if (deflate !== undefined) {
+        acceptPerMessageDeflateResponse(
+          deflate,
+          options.perMessageDeflate ?? {},
+          head.status,
+        );
+      }
+      done = true;
+      // The duplex itself, not a copy: it carries the socket's transport.
+      return Object.assign(duplex, {
+        protocol: agreed.protocol,
+        extensions: agreed.extensions,
+        head: head.rest,
+      });
     } catch (error) {
       current.destroy();
-      reader.cancel().catch(noop);
       if (failure !== NOT_FAILED) throw failure;
       if (error instanceof HandshakeError || error instanceof WebSocketError) {
         throw error;
