@@ -318,6 +318,36 @@ test("direct pipe ≡ ordinary pipe: any feed and any sink", async () => {
   );
 });
 
+/**
+ * A writable whose owner offers its write, recording which way each chunk
+ * came: "stream" (the WritableStream's sink) or "direct" (the offer). The
+ * sink's write waits while `hold` is set.
+ */
+function offeredWritable() {
+  const ways: string[] = [];
+  let release = () => {};
+  const state = { hold: false };
+  let controller!: WritableStreamDefaultController;
+  const writable = new WritableStream<Frame>({
+    start: (c) => {
+      controller = c;
+    },
+    write: () => {
+      ways.push("stream");
+      if (state.hold) {
+        return new Promise<void>((resolve) => release = resolve);
+      }
+    },
+  });
+  offerDirectWrite(writable, {
+    write: () => {
+      ways.push("direct");
+    },
+    controller,
+  });
+  return { writable, ways, state, release: () => release() };
+}
+
 test("a direct pipe is taken only with options that change nothing", async () => {
   for (
     const [options, direct] of [
@@ -331,22 +361,7 @@ test("a direct pipe is taken only with options that change nothing", async () =>
       [{ signal: new AbortController().signal }, false],
     ] as const
   ) {
-    const ways: string[] = [];
-    let controller!: WritableStreamDefaultController;
-    const writable = new WritableStream<Frame>({
-      start: (c) => {
-        controller = c;
-      },
-      write: () => {
-        ways.push("stream");
-      },
-    });
-    offerDirectWrite(writable, {
-      write: () => {
-        ways.push("direct");
-      },
-      controller,
-    });
+    const { writable, ways } = offeredWritable();
     const stage = new FrameDecoderStream({ role: "client" });
     const piped = stage.readable.pipeTo(writable, options as never);
     const input = stage.writable.getWriter();
@@ -357,23 +372,8 @@ test("a direct pipe is taken only with options that change nothing", async () =>
   }
 });
 
-test("a readable with chunks queued, or a writable with writes queued, takes the ordinary pipe", async () => {
-  const ways: string[] = [];
-  let controller!: WritableStreamDefaultController;
-  const writable = new WritableStream<Frame>({
-    start: (c) => {
-      controller = c;
-    },
-    write: () => {
-      ways.push("stream");
-    },
-  });
-  offerDirectWrite(writable, {
-    write: () => {
-      ways.push("direct");
-    },
-    controller,
-  });
+test("a readable with chunks queued takes the ordinary pipe", async () => {
+  const { writable, ways } = offeredWritable();
   const stage = new FrameDecoderStream({ role: "client" });
   stage.readable; // made, so the frame waits in its queue
   const input = stage.writable.getWriter();
@@ -381,6 +381,27 @@ test("a readable with chunks queued, or a writable with writes queued, takes the
   await tick();
   const piped = stage.readable.pipeTo(writable);
   await input.write(bytesOf(frame(Opcode.Text, "after"), encoder));
+  await input.close();
+  await piped;
+  assert.deepEqual(ways, ["stream", "stream"]);
+});
+
+test("a writable with a write still in flight takes the ordinary pipe", async () => {
+  const { writable, ways, state, release } = offeredWritable();
+  state.hold = true;
+  const own = writable.getWriter();
+  const first = own.write(frame(Opcode.Text, "first"));
+  own.releaseLock();
+  state.hold = false;
+  const stage = new FrameDecoderStream({ role: "client" });
+  stage.readable;
+  const piped = stage.readable.pipeTo(writable);
+  const input = stage.writable.getWriter();
+  const written = input.write(bytesOf(frame(Opcode.Text, "x"), encoder));
+  await tick();
+  release();
+  await first;
+  await written;
   await input.close();
   await piped;
   assert.deepEqual(ways, ["stream", "stream"]);
