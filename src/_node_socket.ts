@@ -34,13 +34,17 @@ export interface NodeSocket {
 // Reading pauses once this many bytes wait unread.
 const READ_HIGH_WATER = 64 * 1024;
 
-// Chunks below this size written in one turn are copied into one buffer and
-// written at once: a socket write per chunk, corked or not, costs more
-// than the copy. Larger chunks are written as they are.
+// Chunks below this size written in one turn are copied into one buffer as
+// they are written (the caller may reuse its buffer at once), and the
+// buffer is written at the end of the turn: a socket write per chunk,
+// corked or not, costs more than the copy. Larger chunks are written as
+// they are.
 const COPY_LIMIT = 4 * 1024;
 // Once this many bytes wait to go out in a turn, writers wait for it, as
 // they would for a corked socket at its high-water mark.
 const BATCH_LIMIT = 16 * 1024;
+// A turn's buffer starts this large and doubles as needed.
+const TURN_SIZE = 1024;
 
 /**
  * A connected socket as a byte duplex. A connection over it reads and
@@ -84,8 +88,11 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   // writes) or the socket is (until 'drain').
   let room: Deferred<void> | null = null;
   let socketFull = false;
-  // Small chunks written this turn, to go out in one socket write.
-  let batch: Uint8Array[] = [];
+  // Small chunks written this turn, to go out in one socket write: the
+  // bytes of `turn` from `start` to `start + batched`. Bytes before `start`
+  // are the socket's; the rest of `turn` takes the next chunks.
+  let turn: Uint8Array | null = null;
+  let start = 0;
   let batched = 0;
   let flushing = false;
   let corked = false;
@@ -154,27 +161,40 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   socket.on("error", onError as never);
   socket.on("drain", onDrain);
   socket.on("close", onClose);
-  // Writes to the socket; false once it is over its high-water mark.
-  const flush = (): boolean => {
-    const chunks = batch;
-    if (chunks.length === 0) return true;
-    const out = Buffer.allocUnsafe(batched);
-    let at = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
+  // Copies a small chunk into the turn's buffer.
+  const keep = (chunk: Uint8Array) => {
+    const size = batched + chunk.length;
+    if (turn === null || start + size > turn.length) {
+      const grown = Buffer.allocUnsafe(Math.max(TURN_SIZE, 2 * size));
+      if (batched > 0) grown.set(turn!.subarray(start, start + batched));
+      turn = grown;
+      start = 0;
     }
-    batch = [];
+    turn.set(chunk, start + batched);
+    batched = size;
+  };
+  // Writes the turn's bytes to the socket; false once the socket is over
+  // its high-water mark.
+  const flush = (): boolean => {
+    if (batched === 0) return true;
+    const out = turn!.subarray(start, start + batched);
+    start += batched;
     batched = 0;
     return socket.write(out);
   };
   const flushTurn = () => {
     flushing = false;
     if (socket.destroyed) return;
-    if (!flush()) socketFull = true;
-    if (corked) {
-      corked = false;
-      socket.uncork?.();
+    try {
+      if (!flush()) socketFull = true;
+      if (corked) {
+        corked = false;
+        socket.uncork?.();
+      }
+    } catch (error) {
+      // Nothing may throw out of setImmediate: the socket fails instead.
+      socket.destroy(error as Error);
+      return;
     }
     if (!socketFull) onDrain();
   };
@@ -195,8 +215,7 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
         setImmediate(flushTurn);
       }
       if (chunk.length < COPY_LIMIT) {
-        batch.push(chunk);
-        batched += chunk.length;
+        keep(chunk);
       } else {
         // Larger chunks of one turn go out together too, in one writev.
         if (!corked && socket.cork !== undefined) {

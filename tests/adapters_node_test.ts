@@ -235,6 +235,35 @@ test("upgrade: the server closes with a code and reason that ws receives", async
   await server.close();
 });
 
+test("upgrade sends what a message held when write() resolved, even if its buffer is reused or detached at once", async () => {
+  // Small payloads wait for the end of the turn to go out with the turn's
+  // other writes: they must be copied as they are written. (A detached
+  // buffer there used to throw from a timer and end the process.)
+  const sent: Uint8Array[] = [];
+  const server = await serve(async (ws) => {
+    const { writable } = await ws.opened;
+    const writer = writable.getWriter();
+    for (const size of [100, 2000, 4000]) {
+      const data = payload(size, size);
+      sent.push(data.slice());
+      await writer.write(data);
+      data.fill(0x42); // reused
+      const detached = payload(size, size + 1);
+      sent.push(detached.slice());
+      await writer.write(detached);
+      const buffer = detached.buffer as ArrayBuffer;
+      structuredClone(buffer, { transfer: [buffer] });
+      assert.equal(detached.length, 0, "the buffer was detached");
+    }
+    await writer.close();
+  });
+  const peer = wsClient(server.url);
+  await peer.received(sent.length);
+  assert.deepEqual(peer.messages.map((m) => m.data), sent);
+  await peer.closed;
+  await server.close();
+});
+
 test("upgrade: a client that vanishes rejects closed with 1006", async () => {
   const server = await serve(echo);
   const peer = wsClient(server.url);
