@@ -124,6 +124,17 @@ async function run(c: Case, direct: boolean): Promise<string[]> {
     (error) => outcome = `pipe rejected: ${message(error)}`,
   );
   const input = stage.writable.getWriter();
+  // Lets the sink's held writes go, one turn after another, until `wait`
+  // settles: a write held back may be one that the source waits behind.
+  const releasing = async <T>(wait: Promise<T>): Promise<T> => {
+    let settled = false;
+    wait.then(() => settled = true, () => settled = true);
+    while (!settled) {
+      while (waits.length > 0) waits.shift()!();
+      await tick();
+    }
+    return wait;
+  };
   let i = 0;
   let aborted = false;
   const abort = () => {
@@ -163,12 +174,13 @@ async function run(c: Case, direct: boolean): Promise<string[]> {
       if (c.feed[at + 1] === "abort") {
         const aborting = abort();
         await tick();
-        while (waits.length > 0) waits.shift()!();
-        fed.push(`feed ${await write}`, `feed aborted: ${await aborting}`);
+        fed.push(
+          `feed ${await releasing(write)}`,
+          `feed aborted: ${await aborting}`,
+        );
         break;
       }
-      while (waits.length > 0) waits.shift()!();
-      fed.push(`feed ${await write}`);
+      fed.push(`feed ${await releasing(write)}`);
     } else {
       fed.push(`feed ${result}`);
     }
