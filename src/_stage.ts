@@ -30,6 +30,13 @@
 type Waiter = () => void;
 
 const noop = () => {};
+
+// Resolves every waiter in `waiters`, emptying it first: a waiter may add
+// itself again.
+function wakeAll(waiters: Waiter[]): void {
+  if (waiters.length === 0) return;
+  for (const resolve of waiters.splice(0)) resolve();
+}
 const NO_FAILURE = Symbol("no failure");
 
 let linkStages: (
@@ -97,7 +104,7 @@ export abstract class Stage<I, O> {
   #next: Stage<O, unknown> | null = null;
   #nextWriter: WritableStreamDefaultWriter<O> | null = null;
   #prev: Stage<unknown, I> | null = null;
-  #waiters: Waiter[] = [];
+  readonly #waiters: Waiter[] = [];
   #enqueued = false;
   #finished = false;
   #outputClosed = false;
@@ -108,9 +115,9 @@ export abstract class Stage<I, O> {
   // stage handed on wait here, in turn, and it waits until they are taken.
   #inbox: I[] | null = null;
   #busy = false;
-  #idleWaiters: Waiter[] = [];
+  readonly #idleWaiters: Waiter[] = [];
   // A PipeSink's: upstream waits while a chunk waits in the inbox.
-  #roomWaiters: Waiter[] = [];
+  readonly #roomWaiters: Waiter[] = [];
   // The readable is piped directly into a writable (see #pipeDirect).
   #piped = false;
   #cancelled = false;
@@ -286,11 +293,8 @@ export abstract class Stage<I, O> {
 
   /** Wakes whatever waits in `ready()`. */
   protected wake(): void {
-    if (this.#piped) this.#next!.#wakeRoom();
-    const waiters = this.#waiters;
-    if (waiters.length === 0) return;
-    this.#waiters = [];
-    for (const resolve of waiters) resolve();
+    if (this.#piped) wakeAll(this.#next!.#roomWaiters);
+    wakeAll(this.#waiters);
   }
 
   /** Hands one output chunk on: to the fused next stage, or to the readable. */
@@ -352,7 +356,7 @@ export abstract class Stage<I, O> {
     while (inbox.length > 0 && !this.#finished) {
       let waiting: void | Promise<void>;
       const chunk = inbox.shift()!;
-      if (inbox.length === 0) this.#wakeRoom();
+      if (inbox.length === 0) wakeAll(this.#roomWaiters);
       try {
         waiting = this.#write(chunk);
       } catch (error) {
@@ -395,20 +399,10 @@ export abstract class Stage<I, O> {
     return new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
   }
 
-  #wakeRoom(): void {
-    const waiters = this.#roomWaiters;
-    if (waiters.length === 0) return;
-    this.#roomWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
   #becameIdle(): void {
     if (this.#finished && this.#inbox !== null) this.#inbox.length = 0;
-    this.#wakeRoom();
-    const waiters = this.#idleWaiters;
-    if (waiters.length === 0) return;
-    this.#idleWaiters = [];
-    for (const resolve of waiters) resolve();
+    wakeAll(this.#roomWaiters);
+    wakeAll(this.#idleWaiters);
   }
 
   #write(chunk: I): void | Promise<void> {
@@ -596,6 +590,8 @@ class PipeSink<T> extends Stage<T, never> {
   readonly #reader: ReadableStreamDefaultReader<unknown>;
   readonly #writer: WritableStreamDefaultWriter<T>;
   readonly #direct: DirectWrite<T>;
+  // Made here, not with deferred(): like pipeTo()'s, a rejection that
+  // nobody handles is reported.
   readonly #done: Promise<void>;
   #resolve!: () => void;
   #reject!: (reason: unknown) => void;
