@@ -206,6 +206,19 @@ function queuedSize(message: MessageInput | undefined): number {
   return 0;
 }
 
+// Runs a timeout's `verdict` (no pong, no activity) once the input waiting
+// has been read. After the event loop stalled past a deadline, timers run
+// before that input is read, and the answer may be in it: the verdict waits
+// two more turns of the loop (Node and Deno read the input before one
+// zero-delay timer; Bun, with the tests' stall, not always). `keep` stores
+// each timer, so that stopping the connection can clear it.
+function afterWaitingInput(
+  verdict: () => void,
+  keep: (timer: ReturnType<typeof setTimeout>) => void,
+): void {
+  keep(setTimeout(() => keep(setTimeout(verdict, 0)), 0));
+}
+
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
   return { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
 }
@@ -1012,13 +1025,8 @@ export class WebSocketConnection<S extends boolean = false> {
         }
       };
       this.#idleTimer = setInterval(() => {
-        // As for the heartbeat: input waiting after a stall is read first.
         if (this.#active) this.#active = false;
-        else {
-          this.#idleVerdict = setTimeout(() => {
-            this.#idleVerdict = setTimeout(verdict, 0);
-          }, 0);
-        }
+        else afterWaitingInput(verdict, (t) => this.#idleVerdict = t);
       }, idle);
     }
   }
@@ -1036,17 +1044,9 @@ export class WebSocketConnection<S extends boolean = false> {
           ),
         );
       };
-      // After the event loop stalled past the deadline, timers run before
-      // the input that is waiting is read, and the pong may be in it: the
-      // verdict waits two more turns of the loop, so that input is read
-      // first (Node and Deno read it before one zero-delay timer; Bun, with
-      // the test's stall, not always).
       this.#heartbeatTimer = setTimeout(() => {
-        if (!answered) {
-          this.#heartbeatTimer = setTimeout(() => {
-            this.#heartbeatTimer = setTimeout(verdict, 0);
-          }, 0);
-        }
+        if (answered) return;
+        afterWaitingInput(verdict, (t) => this.#heartbeatTimer = t);
       }, timeout);
       this.ping().then(() => {
         answered = true;
