@@ -1,5 +1,6 @@
-// A node:net (or node:tls) socket as a transport, and as a ByteDuplex. node:net exists on Node,
-// Deno and Bun alike, so this is the path to the full codec on all three.
+// A node:net (or node:tls) socket as a transport, and as a ByteDuplex.
+// node:net exists on Node, Deno and Bun alike, so this is the path to the
+// full codec on all three.
 //
 // Structural types keep this file free of @types/node.
 
@@ -82,7 +83,7 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   // Bytes handed on since the reader last caught up, and whether that
   // paused the socket.
   let unread = 0;
-  let turns = 0;
+  let reads = 0;
   let paused = false;
   // Writers wait on `room` while the batch is full (until the turn's
   // writes) or the socket is (until 'drain').
@@ -111,9 +112,9 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
     // chunk costs more than the chunk, so up to READ_HIGH_WATER bytes
     // are handed on before the socket pauses until the reader catches up.
     unread += chunk.byteLength;
-    const turn = ++turns;
+    const read = ++reads;
     wait.then(() => {
-      if (turn !== turns) return;
+      if (read !== reads) return;
       unread = 0;
       if (paused && !readDone) socket.resume();
       paused = false;
