@@ -6,6 +6,7 @@
  */
 
 import { WebSocketError } from "./errors.ts";
+import { decodeUtf8 } from "./_utf8.ts";
 
 /** What a close frame says: a code and a reason, either of which may be absent. */
 export interface CloseInfo {
@@ -155,9 +156,7 @@ export function decodeClose(
   }
   let reason: string;
   try {
-    reason = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
-      body.subarray(2),
-    );
+    reason = decodeUtf8(body.subarray(2));
   } catch (cause) {
     throw new WebSocketError(
       "Cannot read close frame: its reason is not valid UTF-8",

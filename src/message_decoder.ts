@@ -5,7 +5,7 @@
  */
 
 import { checkSize } from "./_options.ts";
-import { decodeUtf8 } from "./_utf8.ts";
+import { decodeUtf8, utf8Decoder } from "./_utf8.ts";
 import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
 import type { Frame } from "./frame.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./message.ts";
@@ -72,10 +72,8 @@ const STREAM = { stream: true } as const;
  */
 export class MessageDecoder {
   readonly #maxMessageSize: number;
-  // Text is validated by decoding it: the WHATWG decoder fails on the first
-  // byte that cannot begin a valid sequence, which is as early as possible.
-  // ignoreBOM keeps a leading U+FEFF, which is part of the message.
-  #utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  // For fragmented text, made when first needed.
+  #utf8: TextDecoder | null = null;
   #type = NONE;
   #size = 0;
   #error: unknown = null;
@@ -170,11 +168,11 @@ export class MessageDecoder {
     if (this.#type === TEXT) {
       let text: string;
       try {
-        text = !last
-          ? this.#utf8.decode(payload, STREAM)
-          : first
-          ? decodeUtf8(this.#utf8, payload)
-          : this.#utf8.decode(payload);
+        if (first && last) text = decodeUtf8(payload);
+        else {
+          const utf8 = this.#utf8 ??= utf8Decoder();
+          text = last ? utf8.decode(payload) : utf8.decode(payload, STREAM);
+        }
       } catch (cause) {
         fail("invalid_utf8", 1007, "a text message is not valid UTF-8", cause);
       }
