@@ -91,7 +91,8 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
   let socketFull = false;
   // Small chunks written this turn, to go out in one socket write: the
   // bytes of `turn` from `start` to `start + batched`. Bytes before `start`
-  // are the socket's; the rest of `turn` takes the next chunks.
+  // are the socket's (a larger chunk of this turn went out after them);
+  // the rest of `turn` takes the next chunks.
   let turn: Uint8Array | null = null;
   let start = 0;
   let batched = 0;
@@ -188,6 +189,10 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
     if (socket.destroyed) return;
     try {
       if (!flush()) socketFull = true;
+      // The next turn gets a new buffer: an idle connection holds none
+      // (nor the pool slab it came from), and the socket keeps what it
+      // has not yet sent.
+      turn = null;
       if (corked) {
         corked = false;
         socket.uncork?.();
