@@ -47,27 +47,7 @@ class Codec {
   // it until the promise settles: zlib then stops working once its own
   // small buffer is full, on all three runtimes.
   run(chunks: readonly Uint8Array[], onData: OnData): Promise<void> {
-    let stream = this.#zlib;
-    if (stream === null) {
-      const created = stream = this.#zlib = this.#create();
-      stream.on("data", (chunk: Uint8Array) => {
-        const handler = this.#onData;
-        if (handler === null) return;
-        let waiting;
-        try {
-          waiting = handler(view(chunk));
-        } catch (error) {
-          this.#fail(error);
-          return;
-        }
-        if (waiting === undefined) return;
-        created.pause();
-        waiting.then(() => {
-          if (this.#zlib === created) created.resume();
-        }, (error) => this.#fail(error));
-      });
-      stream.on("error", (error: Error) => this.#fail(error));
-    }
+    const stream = this.#zlib ??= this.#open();
     return new Promise<void>((resolve, reject) => {
       this.#onData = onData;
       this.#reject = reject;
@@ -86,6 +66,30 @@ class Codec {
         resolve();
       });
     });
+  }
+
+  // Made apart from run(), so that the stream's listeners, which live as
+  // long as it, do not keep the first run's chunks and handler alive.
+  #open(): Zlib {
+    const created = this.#create();
+    created.on("data", (chunk: Uint8Array) => {
+      const handler = this.#onData;
+      if (handler === null) return;
+      let waiting;
+      try {
+        waiting = handler(view(chunk));
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+      if (waiting === undefined) return;
+      created.pause();
+      waiting.then(() => {
+        if (this.#zlib === created) created.resume();
+      }, (error) => this.#fail(error));
+    });
+    created.on("error", (error: Error) => this.#fail(error));
+    return created;
   }
 
   // Empties the stream's context (a message with no context takeover has
