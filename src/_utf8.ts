@@ -1,11 +1,20 @@
 // UTF-8 decoding and validation for text messages (RFC 6455 §8.1).
 
+import { Buffer, isAscii } from "node:buffer";
 import { allocate, commit, POOLED, reserve } from "./_bytes.ts";
 
-// On Deno, TextDecoder costs ~270 ns a call whatever the size, and up to
-// 64 bytes an ASCII string is built faster in JavaScript. On Node and Bun
-// (~40-70 ns a call) the shortcut gains nothing or loses.
-const SMALL = "Deno" in globalThis ? 64 : 0;
+// On Deno, TextDecoder costs ~270 ns a call and ~0.35 ns a byte: 1.5 µs for
+// 4 KiB, 24 µs for 64 KiB, three times Node's and Bun's. ASCII text, which
+// is valid UTF-8 as it is, is decoded faster there: up to 64 bytes in
+// JavaScript, above that by node:buffer's isAscii and latin1Slice (0.36 µs
+// for 4 KiB, 7 µs for 64 KiB). On Node and Bun neither shortcut gains.
+const DENO = "Deno" in globalThis;
+const SMALL = 64;
+const latin1Slice = Buffer.prototype.latin1Slice as (
+  this: Uint8Array,
+  start: number,
+  end: number,
+) => string;
 
 // Text is validated by decoding it: the WHATWG decoder fails on the first
 // byte that cannot begin a valid sequence, which is as early as possible.
@@ -26,16 +35,18 @@ const whole = utf8Decoder();
 
 /**
  * Decodes a whole text's bytes, throwing on invalid UTF-8, and taking a
- * shortcut for short ASCII text.
+ * shortcut for ASCII text on Deno.
  */
 export function decodeUtf8(bytes: Uint8Array): string {
-  const length = bytes.length;
-  if (length <= SMALL) {
-    let ascii = 0;
-    for (let i = 0; i < length; i++) ascii |= bytes[i];
-    if (ascii < 0x80) {
-      return String.fromCharCode.apply(null, bytes as unknown as number[]);
-    }
+  if (DENO) {
+    const length = bytes.length;
+    if (length <= SMALL) {
+      let ascii = 0;
+      for (let i = 0; i < length; i++) ascii |= bytes[i];
+      if (ascii < 0x80) {
+        return String.fromCharCode.apply(null, bytes as unknown as number[]);
+      }
+    } else if (isAscii(bytes)) return latin1Slice.call(bytes, 0, length);
   }
   return whole.decode(bytes);
 }

@@ -7,8 +7,8 @@
 // sent or received a compressed message holds no zlib memory; without
 // context takeover it is reset after each message, as ws does.
 
-import { Buffer } from "node:buffer";
 import zlib from "node:zlib";
+import { allocate, concat } from "./_bytes.ts";
 
 /** The empty stored block Z_SYNC_FLUSH ends with (RFC 7692 §7.2.1). */
 export const TAIL: Uint8Array = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
@@ -160,7 +160,7 @@ export class Deflater {
     await this.#codec.run([data], (chunk) => {
       parts.push(chunk);
     });
-    let out = parts.length === 1 ? parts[0] : view(Buffer.concat(parts));
+    let out = parts.length === 1 ? parts[0] : concat(parts);
     if (last) {
       if (endsWithTail(out)) out = out.subarray(0, out.length - 4);
       // zlib writes no second flush marker when nothing came in since the
@@ -207,7 +207,7 @@ export class Inflater {
     await this.#codec.run(
       !last ? [data] : data.length <= JOIN_LIMIT
         // One write instead of two: a copy costs less than a trip to zlib.
-        ? [view(Buffer.concat([data, TAIL]))]
+        ? [withTail(data)]
         : [data, TAIL],
       onData,
     );
@@ -218,6 +218,15 @@ export class Inflater {
   close(): void {
     this.#codec.close();
   }
+}
+
+// `data` and the tail in one transient buffer: zlib's input. (Buffer.concat
+// costs 1.5 µs a call on Deno.)
+function withTail(data: Uint8Array): Uint8Array {
+  const out = allocate(data.length + TAIL.length);
+  out.set(data);
+  out.set(TAIL, data.length);
+  return out;
 }
 
 function endsWithTail(bytes: Uint8Array): boolean {

@@ -1,12 +1,15 @@
-// Text to UTF-8 (src/_utf8.ts): encodeUtf8 takes shortcuts (a loop for a
-// few ASCII characters, encodeInto a shared slab up to a few KiB), and must
-// write exactly what TextEncoder writes, lone surrogates included, without
-// one result overwriting another in the slab.
+// Text to UTF-8 and back (src/_utf8.ts): encodeUtf8 takes shortcuts (a loop
+// for a few ASCII characters, encodeInto a shared slab up to a few KiB), and
+// must write exactly what TextEncoder writes, lone surrogates included,
+// without one result overwriting another in the slab. decodeUtf8 takes
+// shortcuts for ASCII on Deno (a loop up to 64 bytes, latin1Slice above),
+// and must read exactly what a fatal TextDecoder reads, throwing where it
+// throws.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { encodeUtf8 } from "../src/_utf8.ts";
+import { decodeUtf8, encodeUtf8 } from "../src/_utf8.ts";
 
 const encoder = new TextEncoder();
 
@@ -61,5 +64,69 @@ test("property: encodeUtf8 ≡ TextEncoder.encode for any strings, one after ano
       },
     ),
     { numRuns: 200 },
+  );
+});
+
+const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+// What decodeUtf8 gives for `bytes`: the text, or "error".
+function decoded(decode: (bytes: Uint8Array) => string, bytes: Uint8Array) {
+  try {
+    return decode(bytes);
+  } catch (error) {
+    assert.ok(error instanceof TypeError, String(error));
+    return "error";
+  }
+}
+
+test("decodeUtf8 reads what a fatal TextDecoder reads on either side of its shortcuts", () => {
+  // ASCII, then one last byte that is ASCII, a lead byte with no
+  // continuation, a whole two-byte character, a stray continuation byte.
+  const lasts = [[0x41], [0xc3], [0xc3, 0xa9], [0x80], [0xef, 0xbb, 0xbf]];
+  for (const length of [0, 1, 63, 64, 65, 100, 4096, 70000]) {
+    for (const last of lasts) {
+      for (const bom of [false, true]) {
+        const bytes = new Uint8Array(length + last.length + (bom ? 3 : 0));
+        let at = 0;
+        if (bom) bytes.set([0xef, 0xbb, 0xbf], (at += 3) - 3);
+        for (let i = 0; i < length; i++) bytes[at++] = 0x20 + (i % 95);
+        bytes.set(last, at);
+        assert.equal(
+          decoded(decodeUtf8, bytes),
+          decoded((b) => fatal.decode(b), bytes),
+          `${length} bytes, then ${last}, BOM ${bom}`,
+        );
+      }
+    }
+  }
+});
+
+test("property: decodeUtf8 ≡ a fatal TextDecoder for any bytes, mostly ASCII or not", () => {
+  const ascii = fc.integer({ min: 0, max: 0x7f });
+  const any = fc.integer({ min: 0, max: 0xff });
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.array(fc.oneof({ weight: 30, arbitrary: ascii }, any), {
+          maxLength: 300,
+        }).map((b) => new Uint8Array(b)),
+        fc.string({ unit: "grapheme", maxLength: 300 }).map((t) =>
+          encoder.encode(t)
+        ),
+      ),
+      fc.nat(8),
+      (bytes, offset) => {
+        // At an offset in a larger buffer too, as frame payloads are.
+        const inside = new Uint8Array(bytes.length + offset);
+        inside.set(bytes, offset);
+        const view = inside.subarray(offset);
+        assert.equal(
+          decoded(decodeUtf8, view),
+          decoded((b) => fatal.decode(b), bytes),
+        );
+      },
+    ),
+    { numRuns: 500 },
   );
 });
