@@ -6,7 +6,7 @@
  */
 
 import { allocate } from "./_bytes.ts";
-import { mask, readMaskKey } from "./_mask.ts";
+import { maskInto, readMaskKey } from "./_mask.ts";
 import { checkRole } from "./_options.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD, type Role } from "./frame.ts";
 import { isKnownOpcode } from "./opcode.ts";
@@ -150,8 +150,7 @@ export class FrameEncoder {
       out[at + 1] = (key >>> 16) & 0xff;
       out[at + 2] = (key >>> 8) & 0xff;
       out[at + 3] = key & 0xff;
-      out.set(payload, headerSize);
-      mask(out, key, 0, headerSize, out.length);
+      maskInto(payload, out, headerSize, key);
       emit(out);
     } else if (merge) {
       out.set(payload, headerSize);
