@@ -191,8 +191,9 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
       if (!flush()) socketFull = true;
       // The next turn gets a new buffer: an idle connection holds none
       // (nor the pool slab it came from), and the socket keeps what it
-      // has not yet sent.
-      turn = null;
+      // has not yet sent. (A socket whose write() wrote back into this
+      // transport has batched more, and a flush is already scheduled.)
+      if (batched === 0) turn = null;
       if (corked) {
         corked = false;
         socket.uncork?.();

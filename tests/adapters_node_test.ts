@@ -12,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { HandshakeError } from "../src/handshake.ts";
+import { type NodeSocket, nodeSocketDuplex } from "../src/_node_socket.ts";
+import { type Transport, transportOf } from "../src/_transport.ts";
 import { payload } from "./_helpers.ts";
 
 // Under Bun, import "ws" gives Bun's own client; load the package by path.
@@ -386,4 +388,45 @@ test("upgrade: the accept hook can refuse with any response, and subprotocols ar
     new Promise((resolve) => withProtocols.once("close", resolve)),
   ]);
   await server.close();
+});
+
+test("node socket transport: a socket whose write() writes back into the transport loses nothing", async () => {
+  // A custom or in-memory NodeSocket may call back synchronously; what it
+  // writes from inside write() goes out with the next turn's flush.
+  const written: string[] = [];
+  let transport: Transport;
+  let reenter = true;
+  let destroyed: unknown = null;
+  const socket: NodeSocket = {
+    destroyed: false,
+    write(chunk) {
+      written.push(new TextDecoder().decode(chunk));
+      if (reenter) {
+        reenter = false;
+        transport.write(new TextEncoder().encode("B"));
+      }
+      return true;
+    },
+    end() {},
+    destroy(error) {
+      destroyed = error ?? "destroyed";
+    },
+    pause() {},
+    resume() {},
+    on() {},
+    off() {},
+  };
+  transport = transportOf(nodeSocketDuplex(socket));
+  transport.start({
+    data() {},
+    end() {},
+    readError() {},
+    writeError() {},
+  });
+  transport.write(new TextEncoder().encode("A"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  transport.write(new TextEncoder().encode("C"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(destroyed, null);
+  assert.deepEqual(written, ["A", "B", "C"]);
 });
