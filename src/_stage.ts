@@ -32,9 +32,10 @@ type Waiter = () => void;
 const noop = () => {};
 
 // Resolves every waiter in `waiters`, emptying it first: a waiter may add
-// itself again.
-function wakeAll(waiters: Waiter[]): void {
-  if (waiters.length === 0) return;
+// itself again. (Each list is made when first waited on: a connection has
+// several stages, most of which never wait.)
+function wakeAll(waiters: Waiter[] | null): void {
+  if (waiters === null || waiters.length === 0) return;
   for (const resolve of waiters.splice(0)) resolve();
 }
 const NO_FAILURE = Symbol("no failure");
@@ -104,7 +105,7 @@ export abstract class Stage<I, O> {
   #next: Stage<O, unknown> | null = null;
   #nextWriter: WritableStreamDefaultWriter<O> | null = null;
   #prev: Stage<unknown, I> | null = null;
-  readonly #waiters: Waiter[] = [];
+  #waiters: Waiter[] | null = null;
   #enqueued = false;
   #finished = false;
   #outputClosed = false;
@@ -115,9 +116,9 @@ export abstract class Stage<I, O> {
   // stage handed on wait here, in turn, and it waits until they are taken.
   #inbox: I[] | null = null;
   #busy = false;
-  readonly #idleWaiters: Waiter[] = [];
+  #idleWaiters: Waiter[] | null = null;
   // A PipeSink's: upstream waits while a chunk waits in the inbox.
-  readonly #roomWaiters: Waiter[] = [];
+  #roomWaiters: Waiter[] | null = null;
   // The readable is piped directly into a writable (see #pipeDirect).
   #piped = false;
   #cancelled = false;
@@ -261,7 +262,7 @@ export abstract class Stage<I, O> {
 
   /** A promise that the next `wake()` resolves. */
   protected wait(): Promise<void> {
-    return new Promise<void>((resolve) => this.#waiters.push(resolve));
+    return new Promise<void>((resolve) => (this.#waiters ??= []).push(resolve));
   }
 
   /**
@@ -391,12 +392,16 @@ export abstract class Stage<I, O> {
     if (this.#finished || (!this.#busy && this.#inbox!.length === 0)) {
       return undefined;
     }
-    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    return new Promise<void>((resolve) =>
+      (this.#idleWaiters ??= []).push(resolve)
+    );
   }
 
   #room(): Promise<void> | undefined {
     if (this.#finished || this.#inbox!.length === 0) return undefined;
-    return new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    return new Promise<void>((resolve) =>
+      (this.#roomWaiters ??= []).push(resolve)
+    );
   }
 
   #becameIdle(): void {
@@ -477,7 +482,7 @@ export abstract class Stage<I, O> {
   #closeWhenIdle(): void {
     if (this.#finished) return;
     if (this.#busy || this.#inbox!.length > 0) {
-      this.#idleWaiters.push(() => this.#closeWhenIdle());
+      (this.#idleWaiters ??= []).push(() => this.#closeWhenIdle());
     } else this.#close();
   }
 
