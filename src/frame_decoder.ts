@@ -116,7 +116,8 @@ export class FrameDecoder {
   readonly #split: boolean;
 
   // A header split across chunks, gathered.
-  readonly #header = new Uint8Array(MAX_HEADER);
+  // A header split across chunks, made when one first is.
+  #header: Uint8Array | null = null;
   #headerLength = 0;
 
   // A payload split across chunks, in progress: being filled into
@@ -191,7 +192,7 @@ export class FrameDecoder {
     }
 
     if (this.#headerLength > 0) {
-      const header = this.#header;
+      const header = this.#header!;
       // Take just enough bytes to complete the header, and no more.
       while (offset < end) {
         header[this.#headerLength++] = chunk[offset++];
@@ -211,7 +212,10 @@ export class FrameDecoder {
         ? 2
         : this.#headerSize(chunk, available, offset);
       if (available < size) {
-        this.#header.set(chunk.subarray(offset), 0);
+        (this.#header ??= new Uint8Array(MAX_HEADER)).set(
+          chunk.subarray(offset),
+          0,
+        );
         this.#headerLength = available;
         return;
       }
