@@ -175,13 +175,16 @@ export class MessageDecoderStream<S extends boolean = false>
     reason: unknown,
   ): void {
     if (body.desiredSize! >= 1) body.error(reason);
-    else this.#bodyFailures.set(body, reason);
+    else (this.#bodyFailures ??= new WeakMap()).set(body, reason);
   }
 
-  #bodyFailures = new WeakMap<
-    ReadableStreamDefaultController<string | Uint8Array>,
-    unknown
-  >();
+  // Made on the first such failure: most decoders never see one.
+  #bodyFailures:
+    | WeakMap<
+      ReadableStreamDefaultController<string | Uint8Array>,
+      unknown
+    >
+    | null = null;
 
   /** Waits, in streaming mode, for the current message to be read. */
   protected override ready(): Promise<void> | undefined {
@@ -222,8 +225,9 @@ export class MessageDecoderStream<S extends boolean = false>
           body = controller;
         },
         pull: () => {
-          if (this.#bodyFailures.has(body)) {
-            body.error(this.#bodyFailures.get(body));
+          const failures = this.#bodyFailures;
+          if (failures !== null && failures.has(body)) {
+            body.error(failures.get(body));
           } else this.wake();
         },
         cancel: () => {
