@@ -13,7 +13,7 @@ import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { HandshakeError } from "../src/handshake.ts";
 import { type NodeSocket, nodeSocketDuplex } from "../src/_node_socket.ts";
-import { type Transport, transportOf } from "../src/_transport.ts";
+import { transportOf } from "../src/_transport.ts";
 import { payload } from "./_helpers.ts";
 
 // Under Bun, import "ws" gives Bun's own client; load the package by path.
@@ -394,7 +394,6 @@ test("node socket transport: a socket whose write() writes back into the transpo
   // A custom or in-memory NodeSocket may call back synchronously; what it
   // writes from inside write() goes out with the next turn's flush.
   const written: string[] = [];
-  let transport: Transport;
   let reenter = true;
   let destroyed: unknown = null;
   const socket: NodeSocket = {
@@ -416,7 +415,7 @@ test("node socket transport: a socket whose write() writes back into the transpo
     on() {},
     off() {},
   };
-  transport = transportOf(nodeSocketDuplex(socket));
+  const transport = transportOf(nodeSocketDuplex(socket));
   transport.start({
     data() {},
     end() {},
