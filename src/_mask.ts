@@ -52,22 +52,9 @@ export function maskInto(
   if (length >= SHORT_COPY) {
     target.set(source, at);
     mask(target, key, 0, at, at + length);
-    return;
+  } else {
+    xorBytes(source, 0, target, at, length, key);
   }
-  const b0 = key >>> 24;
-  const b1 = (key >>> 16) & 0xff;
-  const b2 = (key >>> 8) & 0xff;
-  const b3 = key & 0xff;
-  let i = 0;
-  for (const stop = length - 3; i < stop; i += 4) {
-    target[at + i] = source[i] ^ b0;
-    target[at + i + 1] = source[i + 1] ^ b1;
-    target[at + i + 2] = source[i + 2] ^ b2;
-    target[at + i + 3] = source[i + 3] ^ b3;
-  }
-  if (i < length) target[at + i] = source[i++] ^ b0;
-  if (i < length) target[at + i] = source[i++] ^ b1;
-  if (i < length) target[at + i] = source[i] ^ b2;
 }
 
 /**
@@ -156,18 +143,32 @@ export function mask(
       i += words << 2;
     }
   }
-  // The rest (or all of a short payload), four bytes a turn.
+  // The rest (or all of a short payload).
+  xorBytes(data, i, data, i, end - i, k);
+}
+
+// target[to + j] = source[from + j] XOR key byte j % 4, for j < count, four
+// bytes a turn; `k`'s top byte is the key byte for source[from].
+function xorBytes(
+  source: Uint8Array,
+  from: number,
+  target: Uint8Array,
+  to: number,
+  count: number,
+  k: number,
+): void {
   const b0 = k >>> 24;
   const b1 = (k >>> 16) & 0xff;
   const b2 = (k >>> 8) & 0xff;
   const b3 = k & 0xff;
-  for (const stop = end - 3; i < stop; i += 4) {
-    data[i] ^= b0;
-    data[i + 1] ^= b1;
-    data[i + 2] ^= b2;
-    data[i + 3] ^= b3;
+  let j = 0;
+  for (const stop = count - 3; j < stop; j += 4) {
+    target[to + j] = source[from + j] ^ b0;
+    target[to + j + 1] = source[from + j + 1] ^ b1;
+    target[to + j + 2] = source[from + j + 2] ^ b2;
+    target[to + j + 3] = source[from + j + 3] ^ b3;
   }
-  if (i < end) data[i++] ^= b0;
-  if (i < end) data[i++] ^= b1;
-  if (i < end) data[i] ^= b2;
+  if (j < count) target[to + j] = source[from + j++] ^ b0;
+  if (j < count) target[to + j] = source[from + j++] ^ b1;
+  if (j < count) target[to + j] = source[from + j] ^ b2;
 }
