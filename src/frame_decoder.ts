@@ -115,8 +115,7 @@ export class FrameDecoder {
   readonly #allowedBits: number;
   readonly #split: boolean;
 
-  // A header split across chunks, gathered.
-  // A header split across chunks, made when one first is.
+  // A header split across chunks, gathered; made when one first splits.
   #header: Uint8Array | null = null;
   #headerLength = 0;
 
