@@ -2,7 +2,7 @@
 // for a few ASCII characters, encodeInto a shared slab up to a few KiB), and
 // must write exactly what TextEncoder writes, lone surrogates included,
 // without one result overwriting another in the slab. decodeUtf8 takes
-// shortcuts for ASCII on Deno (a loop up to 64 bytes, latin1Slice above),
+// shortcuts for ASCII on Deno (a loop up to 16 bytes, latin1Slice above),
 // and must read exactly what a fatal TextDecoder reads, throwing where it
 // throws.
 
@@ -83,7 +83,7 @@ test("decodeUtf8 reads what a fatal TextDecoder reads on either side of its shor
   // ASCII, then one last byte that is ASCII, a lead byte with no
   // continuation, a whole two-byte character, a stray continuation byte.
   const lasts = [[0x41], [0xc3], [0xc3, 0xa9], [0x80], [0xef, 0xbb, 0xbf]];
-  for (const length of [0, 1, 63, 64, 65, 100, 4096, 70000]) {
+  for (const length of [0, 1, 15, 16, 17, 63, 64, 65, 100, 4096, 70000]) {
     for (const last of lasts) {
       for (const bom of [false, true]) {
         const bytes = new Uint8Array(length + last.length + (bom ? 3 : 0));
