@@ -6,6 +6,19 @@ import type { Frame } from "./frame.ts";
 import type { MessageType } from "./message.ts";
 import { Opcode } from "./opcode.ts";
 
+/**
+ * A whole text message as bytes already checked to be UTF-8. A decoder
+ * piped directly into a connection's writable (an echo, a relay) hands its
+ * unfragmented texts on in this form, so they are neither decoded into a
+ * string nor encoded back. The application never sees one.
+ */
+export class Utf8Text {
+  readonly bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+  }
+}
+
 /** The bytes of a message's data: strings as UTF-8. */
 export function messageBytes(data: string | Uint8Array): Uint8Array {
   return typeof data === "string" ? encodeUtf8(data) : data;

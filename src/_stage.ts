@@ -67,6 +67,8 @@ export function link<A, B, C>(from: Stage<A, B>, to: Stage<B, C>): Stage<B, C> {
 export interface DirectWrite<T> {
   write(chunk: T): void | Promise<void>;
   controller: WritableStreamDefaultController;
+  /** Whether `write` also takes a text message as a Utf8Text. */
+  utf8Text?: boolean;
 }
 
 const directWrites = new WeakMap<
@@ -220,6 +222,12 @@ export abstract class Stage<I, O> {
     if (this.#readableController === null) this.#makeReadable();
     return this.#readableController!;
   }
+
+  /**
+   * Called when the readable has been piped directly into a writable whose
+   * owner offered `direct`: every later chunk goes to its write.
+   */
+  protected pipedDirectly(_direct: DirectWrite<O>): void {}
 
   /** Whether `transform` is synchronous, so an upstream stage may fuse into it. */
   protected get fusable(): boolean {
@@ -570,6 +578,7 @@ export abstract class Stage<I, O> {
     this.#next = sink;
     sink.#prev = this as Stage<unknown, O>;
     sink.#inbox = [];
+    this.pipedDirectly(direct);
     return sink.done;
   }
 

@@ -1,6 +1,7 @@
 // UTF-8 decoding and validation for text messages (RFC 6455 §8.1).
 
 import { allocate, commit, POOLED, reserve } from "./_bytes.ts";
+import { WebSocketError } from "./errors.ts";
 
 // On Deno, TextDecoder costs ~270 ns a call and ~0.35 ns a byte: 1.5 µs for
 // 4 KiB, 24 µs for 64 KiB, three times Node's and Bun's. ASCII text, which
@@ -12,19 +13,20 @@ import { allocate, commit, POOLED, reserve } from "./_bytes.ts";
 const DENO = "Deno" in globalThis;
 const SMALL = 16;
 
-// Deno's node:buffer, taken from the runtime rather than imported: the
-// codec imports no node: module.
+// node:buffer, taken from the runtime rather than imported: the codec
+// imports no node: module. Where it is missing (Node before 20.16), text is
+// only ever validated by decoding it.
 interface NodeBuffer {
   isAscii(bytes: Uint8Array): boolean;
+  isUtf8(bytes: Uint8Array): boolean;
   Buffer: { prototype: { latin1Slice(start: number, end: number): string } };
 }
-const nodeBuffer = DENO
-  ? (globalThis as {
-    process?: { getBuiltinModule?(id: string): unknown };
-  }).process?.getBuiltinModule?.("node:buffer") as NodeBuffer | undefined
-  : undefined;
-const isAscii = nodeBuffer?.isAscii;
+const nodeBuffer = (globalThis as {
+  process?: { getBuiltinModule?(id: string): unknown };
+}).process?.getBuiltinModule?.("node:buffer") as NodeBuffer | undefined;
+const isAscii = DENO ? nodeBuffer?.isAscii : undefined;
 const latin1Slice = nodeBuffer?.Buffer.prototype.latin1Slice;
+const isUtf8 = nodeBuffer?.isUtf8;
 
 // Text is validated by decoding it: the WHATWG decoder fails on the first
 // byte that cannot begin a valid sequence, which is as early as possible.
@@ -61,6 +63,28 @@ export function decodeUtf8(bytes: Uint8Array): string {
     }
   }
   return whole.decode(bytes);
+}
+
+/** The error for a text message that is not valid UTF-8 (1007). */
+export function invalidUtf8(cause?: unknown): WebSocketError {
+  return new WebSocketError(
+    "Cannot decode message: a text message is not valid UTF-8",
+    { code: "invalid_utf8", closeCode: 1007, cause },
+  );
+}
+
+/**
+ * Whether `bytes` is valid UTF-8, without making a string: node:buffer's
+ * isUtf8 checks 4 KiB in 50-120 ns, where decoding takes 0.5-2 µs.
+ */
+export function isValidUtf8(bytes: Uint8Array): boolean {
+  if (isUtf8 !== undefined) return isUtf8(bytes);
+  try {
+    whole.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const encoder = new TextEncoder();

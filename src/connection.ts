@@ -686,6 +686,7 @@ export class WebSocketConnection<S extends boolean = false> {
     offerDirectWrite(writable, {
       write: send,
       controller: this.#writableController!,
+      utf8Text: true,
     });
 
     this.#startTimers();

@@ -5,7 +5,7 @@
  */
 
 import { checkSize } from "./_options.ts";
-import { decodeUtf8, utf8Decoder } from "./_utf8.ts";
+import { decodeUtf8, invalidUtf8, utf8Decoder } from "./_utf8.ts";
 import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
 import type { Frame } from "./frame.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./message.ts";
@@ -174,7 +174,7 @@ export class MessageDecoder {
           text = last ? utf8.decode(payload) : utf8.decode(payload, STREAM);
         }
       } catch (cause) {
-        fail("invalid_utf8", 1007, "a text message is not valid UTF-8", cause);
+        throw invalidUtf8(cause);
       }
       if (last) this.#type = NONE;
       handler.data(text, first, last);

@@ -6,7 +6,9 @@
  */
 
 import { concat } from "./_bytes.ts";
-import { Stage } from "./_stage.ts";
+import { type DirectWrite, Stage } from "./_stage.ts";
+import { Utf8Text } from "./_message_frames.ts";
+import { invalidUtf8, isValidUtf8 } from "./_utf8.ts";
 import { WebSocketError } from "./errors.ts";
 import { Opcode } from "./opcode.ts";
 import type { Frame } from "./frame.ts";
@@ -94,6 +96,10 @@ export class MessageDecoderStream<S extends boolean = false>
   extends Stage<Frame, DecodedMessage<S>> {
   readonly #decoder: MessageDecoder;
   readonly #handler: MessageHandler;
+  readonly #streaming: boolean;
+  // Piped directly into a writable that takes checked UTF-8 (see
+  // pipedDirectly): the handler for unfragmented texts, made then.
+  #utf8Handler: MessageHandler | null = null;
 
   // Whole mode: the fragments of the message being assembled.
   #text = "";
@@ -108,7 +114,7 @@ export class MessageDecoderStream<S extends boolean = false>
   /** Creates a decoding stream for one direction of one connection. */
   constructor(options: MessageDecoderStreamOptions<S> = {}) {
     super();
-    const streaming = options.streaming === true;
+    const streaming = this.#streaming = options.streaming === true;
     this.#decoder = new MessageDecoder({
       maxMessageSize: options.maxMessageSize ??
         (streaming ? Infinity : undefined),
@@ -132,8 +138,36 @@ export class MessageDecoderStream<S extends boolean = false>
     // §5.5.1: after a Close frame the peer sends nothing more; whatever it
     // sends anyway is dropped.
     if (this.#closeReceived) return;
+    const utf8 = this.#utf8Handler;
+    if (utf8 !== null && frame.opcode === Opcode.Text && frame.fin) {
+      // Checked by the decoder as a binary message (the same rules but for
+      // UTF-8), then by the handler as UTF-8.
+      this.#decoder.push({ ...frame, opcode: Opcode.Binary }, utf8);
+      return;
+    }
     this.#decoder.push(frame, this.#handler);
     if (frame.opcode === Opcode.Close) this.#closed();
+  }
+
+  /**
+   * Piped directly into a connection's writable (an echo, a relay): whole
+   * texts that arrive in one frame go on as their bytes, checked to be
+   * UTF-8, instead of being decoded into a string that the writable would
+   * encode back. Nothing else changes: the same messages go out, and the
+   * same errors stop the pipe.
+   */
+  protected override pipedDirectly(
+    direct: DirectWrite<DecodedMessage<S>>,
+  ): void {
+    if (this.#streaming || direct.utf8Text !== true) return;
+    this.#utf8Handler = {
+      data: (data) => {
+        const bytes = data as Uint8Array;
+        if (!isValidUtf8(bytes)) throw invalidUtf8();
+        this.enqueue(new Utf8Text(bytes) as unknown as DecodedMessage<S>);
+      },
+      control: this.#handler.control,
+    };
   }
 
   // A Close frame ends the messages. A message it interrupts is incomplete:

@@ -8,7 +8,12 @@
 import { Stage } from "./_stage.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD } from "./frame.ts";
 import type { MessageType, OutgoingMessage } from "./message.ts";
-import { dataFrame, messageBytes, messageOpcode } from "./_message_frames.ts";
+import {
+  dataFrame,
+  messageBytes,
+  messageOpcode,
+  Utf8Text,
+} from "./_message_frames.ts";
 import {
   MessageEncoder,
   type MessageEncoderOptions,
@@ -123,6 +128,7 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
     if (typeof message === "string" || message instanceof Uint8Array) {
       return this.#send(message);
     }
+    if (message instanceof Utf8Text) return this.#sendUtf8(message.bytes);
     if (message instanceof ArrayBuffer) {
       return this.#send(new Uint8Array(message));
     }
@@ -154,6 +160,16 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
       messageOpcode(type),
       true,
     );
+  }
+
+  // A text as its bytes, known to be UTF-8 (from a decoder piped directly
+  // into a connection).
+  #sendUtf8(bytes: Uint8Array): void | Promise<void> {
+    if (bytes.length <= this.#encoder.fragmentSize) {
+      this.#emit(dataFrame(Opcode.Text, bytes, true));
+      return;
+    }
+    return this.#sendFragments(bytes, Opcode.Text, true);
   }
 
   // Sends `bytes` as fragments, waiting for the reader between them. The

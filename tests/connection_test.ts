@@ -356,6 +356,38 @@ test("WebSocketConnection fails with 1007 on invalid UTF-8 and 1009 on a message
   assert.ok(isClose(big.frames.at(-1), 1009));
 });
 
+test("an echo (readable.pipeTo(writable)) sends each text back byte for byte, and still fails invalid UTF-8 with 1007", async () => {
+  // The direct pipe hands unfragmented texts on as checked bytes: they
+  // must go out as the same Text frames, and bad ones must fail as before.
+  const peer = againstRawPeer("client");
+  const { readable, writable } = await peer.connection.opened;
+  const echo = readable.pipeTo(writable).catch(() => {});
+  const texts = [
+    bytes(0x68, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9d, 0x84, 0x9e), // hé€𝄞
+    bytes(0xef, 0xbb, 0xbf, 0x41), // a BOM, which is part of the text
+    bytes(),
+    new TextEncoder().encode("x".repeat(70_000)),
+  ];
+  for (const text of texts) peer.send(frame(Opcode.Text, text));
+  // A fragmented text, a code point split between its fragments.
+  peer.send(frame(Opcode.Text, bytes(0x61, 0xe2, 0x82), { fin: false }));
+  peer.send(frame(Opcode.Continuation, bytes(0xac, 0x62)));
+  await peer.until(() => peer.frames.length === texts.length + 1);
+  assert.deepEqual(
+    peer.frames.map((f) => [f.opcode, f.fin, [...f.payload]]),
+    [...texts, bytes(0x61, 0xe2, 0x82, 0xac, 0x62)].map((
+      t,
+    ) => [Opcode.Text, true, [...t]]),
+  );
+
+  peer.send(frame(Opcode.Text, bytes(0x61, 0xed, 0xa0, 0x80))); // a surrogate
+  await peer.until(() => peer.transportClosed);
+  await rejectsWith(peer.connection.closed, "invalid_utf8", 1007);
+  assert.ok(isClose(peer.frames.at(-1), 1007));
+  assert.equal(peer.frames.length, texts.length + 2);
+  await echo;
+});
+
 test("WebSocketConnection reports 1006 when the transport closes without a Close frame", async () => {
   const peer = againstRawPeer("client");
   const { readable, writable } = await peer.connection.opened;

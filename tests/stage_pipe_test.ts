@@ -446,6 +446,46 @@ test("a connection's readable.pipeTo(writable) echoes every message in order, an
   assert.ok(!ends.readable.locked && !ends.writable.locked);
 });
 
+test("property: an echo through a direct pipe gives back any texts and bytes, fragmented or not", async () => {
+  // Unfragmented texts cross the direct pipe as checked bytes, fragmented
+  // ones as strings: either way the same messages come back.
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.oneof(
+          fc.string({ unit: "grapheme", maxLength: 40 }),
+          fc.string({ unit: "binary", maxLength: 40 }), // lone surrogates too
+          fc.uint8Array({ maxLength: 40 }),
+        ),
+        { maxLength: 12 },
+      ),
+      fc.integer({ min: 1, max: 64 }),
+      async (sent, fragmentSize) => {
+        const [a, b] = duplexPair();
+        const client = new WebSocketConnection(a, {
+          role: "client",
+          fragmentSize,
+        });
+        const server = new WebSocketConnection(b, { role: "server" });
+        const ends = await server.opened;
+        const echo = ends.readable.pipeTo(ends.writable);
+        const { readable, writable } = await client.opened;
+        const writer = writable.getWriter();
+        for (const m of sent) writer.write(m);
+        const reader = readable.getReader();
+        for (const m of sent) {
+          // A lone surrogate goes out as U+FFFD, as TextEncoder writes it.
+          const expected = typeof m === "string" ? m.toWellFormed() : m;
+          assert.deepEqual((await reader.read()).value, expected);
+        }
+        await client.close({ closeCode: 1000 });
+        await echo;
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
 test("a relay: one connection's readable piped directly into another's writable keeps backpressure", async () => {
   // producer → relayIn | relayOut → consumer, relayIn.readable piped into
   // relayOut.writable. The consumer does not read: the producer's writes

@@ -4,12 +4,13 @@
 // without one result overwriting another in the slab. decodeUtf8 takes
 // shortcuts for ASCII on Deno (a loop up to 16 bytes, latin1Slice above),
 // and must read exactly what a fatal TextDecoder reads, throwing where it
-// throws.
+// throws. isValidUtf8 checks without decoding (node:buffer's isUtf8), and
+// must accept exactly what a fatal TextDecoder accepts.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { decodeUtf8, encodeUtf8 } from "../src/_utf8.ts";
+import { decodeUtf8, encodeUtf8, isValidUtf8 } from "../src/_utf8.ts";
 
 const encoder = new TextEncoder();
 
@@ -124,6 +125,97 @@ test("property: decodeUtf8 ≡ a fatal TextDecoder for any bytes, mostly ASCII o
         assert.equal(
           decoded(decodeUtf8, view),
           decoded((b) => fatal.decode(b), bytes),
+        );
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+function accepts(bytes: Uint8Array): boolean {
+  try {
+    fatal.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// The sequences RFC 3629 rules out, each alone and after valid text.
+const INVALID: number[][] = [
+  [0x80], // a continuation byte with no lead
+  [0xc0, 0x80], // overlong NUL
+  [0xc1, 0xbf], // overlong
+  [0xe0, 0x80, 0x80], // overlong 3-byte
+  [0xf0, 0x80, 0x80, 0x80], // overlong 4-byte
+  [0xed, 0xa0, 0x80], // U+D800, a surrogate
+  [0xed, 0xbf, 0xbf], // U+DFFF
+  [0xf4, 0x90, 0x80, 0x80], // above U+10FFFF
+  [0xf5, 0x80, 0x80, 0x80],
+  [0xff],
+  [0xe2, 0x82], // a sequence cut short
+  [0xf0, 0x9f, 0x98], // the same, 4-byte
+];
+
+test("isValidUtf8 refuses what RFC 3629 rules out, and takes the limits it allows", () => {
+  const valid = [
+    [],
+    [0xef, 0xbb, 0xbf], // a BOM, which is text
+    [0xed, 0x9f, 0xbf], // U+D7FF
+    [0xee, 0x80, 0x80], // U+E000
+    [0xf4, 0x8f, 0xbf, 0xbf], // U+10FFFF
+    [0xf0, 0x90, 0x80, 0x80], // U+10000
+  ];
+  const prefix = encoder.encode("x".repeat(100) + "é");
+  for (const sequence of valid) {
+    assert.equal(isValidUtf8(new Uint8Array(sequence)), true);
+    assert.equal(isValidUtf8(new Uint8Array([...prefix, ...sequence])), true);
+  }
+  for (const sequence of INVALID) {
+    assert.equal(isValidUtf8(new Uint8Array(sequence)), false, `${sequence}`);
+    assert.equal(
+      isValidUtf8(new Uint8Array([...prefix, ...sequence])),
+      false,
+      `after text: ${sequence}`,
+    );
+  }
+});
+
+test("property: isValidUtf8 ≡ whether a fatal TextDecoder accepts, for any bytes", () => {
+  const text = fc.string({ unit: "grapheme", maxLength: 200 }).map((t) =>
+    encoder.encode(t)
+  );
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }),
+        text,
+        // Valid text with one invalid sequence or one byte changed.
+        fc.tuple(text, fc.constantFrom(...INVALID), fc.nat()).map(
+          ([t, bad, at]) => {
+            const cut = t.length === 0 ? 0 : at % t.length;
+            return new Uint8Array([
+              ...t.subarray(0, cut),
+              ...bad,
+              ...t.subarray(cut),
+            ]);
+          },
+        ),
+        fc.tuple(text, fc.nat(), fc.integer({ min: 0, max: 0xff })).map(
+          ([t, at, value]) => {
+            const out = t.slice();
+            if (out.length > 0) out[at % out.length] = value;
+            return out;
+          },
+        ),
+      ),
+      fc.nat(8),
+      (bytes, offset) => {
+        const inside = new Uint8Array(bytes.length + offset);
+        inside.set(bytes, offset);
+        assert.equal(
+          isValidUtf8(inside.subarray(offset)),
+          accepts(bytes),
         );
       },
     ),
