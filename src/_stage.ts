@@ -225,9 +225,10 @@ export abstract class Stage<I, O> {
 
   /**
    * Called when the readable has been piped directly into a writable whose
-   * owner offered `direct`: every later chunk goes to its write.
+   * owner offered its write: every later chunk goes to that write, which
+   * also takes texts as Utf8Text if `utf8Text`.
    */
-  protected pipedDirectly(_direct: DirectWrite<O>): void {}
+  protected pipedDirectly(_utf8Text: boolean): void {}
 
   /** Whether `transform` is synchronous, so an upstream stage may fuse into it. */
   protected get fusable(): boolean {
@@ -578,7 +579,7 @@ export abstract class Stage<I, O> {
     this.#next = sink;
     sink.#prev = this as Stage<unknown, O>;
     sink.#inbox = [];
-    this.pipedDirectly(direct);
+    this.pipedDirectly(direct.utf8Text === true);
     return sink.done;
   }
 

@@ -6,7 +6,7 @@
  */
 
 import { concat } from "./_bytes.ts";
-import { type DirectWrite, Stage } from "./_stage.ts";
+import { Stage } from "./_stage.ts";
 import { Utf8Text } from "./_message_frames.ts";
 import { invalidUtf8, isValidUtf8 } from "./_utf8.ts";
 import { WebSocketError } from "./errors.ts";
@@ -156,10 +156,8 @@ export class MessageDecoderStream<S extends boolean = false>
    * encode back. Nothing else changes: the same messages go out, and the
    * same errors stop the pipe.
    */
-  protected override pipedDirectly(
-    direct: DirectWrite<DecodedMessage<S>>,
-  ): void {
-    if (this.#streaming || direct.utf8Text !== true) return;
+  protected override pipedDirectly(utf8Text: boolean): void {
+    if (this.#streaming || !utf8Text) return;
     this.#utf8Handler = {
       data: (data) => {
         const bytes = data as Uint8Array;

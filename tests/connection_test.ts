@@ -10,7 +10,7 @@ import type { Frame, Role } from "../src/frame.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import { FrameEncoder } from "../src/frame_encoder.ts";
 import { Opcode } from "../src/opcode.ts";
-import { bytes, duplexPair, frame } from "./_helpers.ts";
+import { bytes, concat, duplexPair, frame } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -386,6 +386,26 @@ test("an echo (readable.pipeTo(writable)) sends each text back byte for byte, an
   assert.ok(isClose(peer.frames.at(-1), 1007));
   assert.equal(peer.frames.length, texts.length + 2);
   await echo;
+});
+
+test("an echo fragments a text it passes on as bytes at its own fragmentSize", async () => {
+  const peer = againstRawPeer("client", { fragmentSize: 4 });
+  const { readable, writable } = await peer.connection.opened;
+  readable.pipeTo(writable).catch(() => {});
+  const text = new TextEncoder().encode("héllo wörld");
+  peer.send(frame(Opcode.Text, text));
+  await peer.until(() => peer.frames.at(-1)?.fin === true);
+  assert.deepEqual(
+    peer.frames.map((f) => [f.opcode, f.fin, f.payload.length]),
+    [
+      [Opcode.Text, false, 4],
+      [Opcode.Continuation, false, 4],
+      [Opcode.Continuation, false, 4],
+      [Opcode.Continuation, true, 1],
+    ],
+  );
+  assert.deepEqual(concat(peer.frames.map((f) => f.payload)), text);
+  peer.connection.close({ closeCode: 1000 });
 });
 
 test("WebSocketConnection reports 1006 when the transport closes without a Close frame", async () => {

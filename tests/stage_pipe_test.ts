@@ -9,11 +9,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { Utf8Text } from "../src/_message_frames.ts";
 import { offerDirectWrite } from "../src/_stage.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import type { Frame } from "../src/frame.ts";
 import { FrameDecoderStream } from "../src/frame_decoder_stream.ts";
 import { FrameEncoder } from "../src/frame_encoder.ts";
+import { MessageDecoderStream } from "../src/message_decoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
 import { duplexPair, frame, payload } from "./_helpers.ts";
 
@@ -444,6 +446,46 @@ test("a connection's readable.pipeTo(writable) echoes every message in order, an
   await echo;
   assert.deepEqual(await server.closed, { closeCode: 1000, reason: "done" });
   assert.ok(!ends.readable.locked && !ends.writable.locked);
+});
+
+test("a decoder piped directly into a writable that takes Utf8Text hands it one-frame texts only", async () => {
+  const frames = [
+    frame(Opcode.Text, "héllo"),
+    frame(Opcode.Binary, "bin"),
+    frame(Opcode.Text, "frag", { fin: false }),
+    frame(Opcode.Continuation, "ment"),
+    frame(Opcode.Text, ""),
+  ];
+  for (const utf8Text of [true, false]) {
+    const written: unknown[] = [];
+    const writable = new WritableStream({ write: () => {} });
+    let controller!: WritableStreamDefaultController;
+    new WritableStream({ start: (c) => void (controller = c) });
+    offerDirectWrite(writable, {
+      write: (chunk) => void written.push(chunk),
+      controller,
+      utf8Text,
+    });
+    const decoder = new MessageDecoderStream();
+    const done = decoder.readable.pipeTo(writable);
+    const writer = decoder.writable.getWriter();
+    for (const f of frames) await writer.write(f);
+    await writer.close();
+    await done;
+    const seen = written.map((m) =>
+      m instanceof Utf8Text
+        ? `bytes ${new TextDecoder().decode(m.bytes)}`
+        : typeof m === "string"
+        ? `string ${m}`
+        : `binary ${new TextDecoder().decode(m as Uint8Array)}`
+    );
+    assert.deepEqual(
+      seen,
+      utf8Text
+        ? ["bytes héllo", "binary bin", "string fragment", "bytes "]
+        : ["string héllo", "binary bin", "string fragment", "string "],
+    );
+  }
 });
 
 test("property: an echo through a direct pipe gives back any texts and bytes, fragmented or not", async () => {
