@@ -7,7 +7,7 @@
 
 import { Stage } from "./_stage.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD } from "./frame.ts";
-import type { MessageType, OutgoingMessage } from "./message.ts";
+import type { OutgoingMessage } from "./message.ts";
 import {
   dataFrame,
   messageBytes,
@@ -128,7 +128,9 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
     if (typeof message === "string" || message instanceof Uint8Array) {
       return this.#send(message);
     }
-    if (message instanceof Utf8Text) return this.#sendUtf8(message.bytes);
+    if (message instanceof Utf8Text) {
+      return this.#sendBytes(message.bytes, Opcode.Text);
+    }
     if (message instanceof ArrayBuffer) {
       return this.#send(new Uint8Array(message));
     }
@@ -144,32 +146,25 @@ export class MessageEncoderStream extends Stage<MessageInput, Frame> {
   }
 
   #send(message: string | Uint8Array): void | Promise<void> {
-    const size = this.#encoder.fragmentSize;
+    if (typeof message !== "string") {
+      return this.#sendBytes(message, Opcode.Binary);
+    }
     // Strings are at most 3 bytes per UTF-16 unit, so most need no measuring.
-    if (
-      typeof message === "string"
-        ? message.length * 3 <= size
-        : message.length <= size
-    ) {
+    if (message.length * 3 <= this.#encoder.fragmentSize) {
       this.#encoder.encode(message, this.#emit);
       return;
     }
-    const type: MessageType = typeof message === "string" ? "text" : "binary";
-    return this.#sendFragments(
-      messageBytes(message),
-      messageOpcode(type),
-      true,
-    );
+    return this.#sendFragments(messageBytes(message), Opcode.Text, true);
   }
 
-  // A text as its bytes, known to be UTF-8 (from a decoder piped directly
-  // into a connection).
-  #sendUtf8(bytes: Uint8Array): void | Promise<void> {
+  // A whole message's bytes: binary, or a text known to be UTF-8 (from a
+  // decoder piped directly into a connection), in one frame or fragments.
+  #sendBytes(bytes: Uint8Array, opcode: Opcode): void | Promise<void> {
     if (bytes.length <= this.#encoder.fragmentSize) {
-      this.#emit(dataFrame(Opcode.Text, bytes, true));
+      this.#emit(dataFrame(opcode, bytes, true));
       return;
     }
-    return this.#sendFragments(bytes, Opcode.Text, true);
+    return this.#sendFragments(bytes, opcode, true);
   }
 
   // Sends `bytes` as fragments, waiting for the reader between them. The
