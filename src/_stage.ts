@@ -601,6 +601,13 @@ export abstract class Stage<I, O> {
 // source has ended and the destination closed; rejected with the source's
 // error (the destination aborted), or with the destination's (the source
 // cancelled, by the linked stages' own rules).
+//
+// One race is settled one way: a destination that its owner ends (errors)
+// after the source has ended and every write has succeeded counts as
+// closed. pipeTo() resolves or rejects there depending on how many
+// microtasks its close() takes to come; this pipe takes a few more, and
+// an echo whose peer closes would otherwise see a rejection that an
+// ordinary pipe, by luck of timing, does not.
 class PipeSink<T> extends Stage<T, never> {
   readonly #reader: ReadableStreamDefaultReader<unknown>;
   readonly #writer: WritableStreamDefaultWriter<T>;
@@ -616,6 +623,7 @@ class PipeSink<T> extends Stage<T, never> {
   #writing: Promise<void> | null = null;
   // The destination has failed: it is not aborted again.
   #destinationFailed = false;
+  #sourceEnded = false;
 
   constructor(
     reader: ReadableStreamDefaultReader<unknown>,
@@ -630,9 +638,13 @@ class PipeSink<T> extends Stage<T, never> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
+    reader.closed.then(() => {
+      this.#sourceEnded = true;
+    }, noop);
     // The destination errored on its own (its owner failed it).
     writer.closed.catch((error) => {
       if (this.finished) return;
+      if (this.#delivered()) this.#settle(undefined, false);
       this.#destinationFailed = true;
       this.cancel(error);
     });
@@ -673,8 +685,14 @@ class PipeSink<T> extends Stage<T, never> {
   protected override flush(): void {
     this.#writer.close().then(
       () => this.#settle(undefined, false),
-      (error) => this.#settle(error, true),
+      (error) => this.#settle(error, !this.#delivered()),
     );
+  }
+
+  // Whether the source has ended and the destination has taken all of it.
+  #delivered(): boolean {
+    return this.#sourceEnded && this.#writing === null &&
+      !this.#destinationFailed;
   }
 
   // The source failed (the destination is aborted with its error), or the

@@ -408,6 +408,28 @@ test("an echo fragments a text it passes on as bytes at its own fragmentSize", a
   peer.connection.close({ closeCode: 1000 });
 });
 
+test("an echo's pipe resolves when the peer closes while replies go out in fragments", async () => {
+  // The reply's fragments and the peer's Close cross; the close handshake
+  // ends the connection's writable right after the pipe's last write. An
+  // ordinary pipe resolves there, and so must the direct one.
+  for (const messages of [2, 3]) {
+    const peer = againstRawPeer("client", { fragmentSize: 4 });
+    const { readable, writable } = await peer.connection.opened;
+    const echo = readable.pipeTo(writable);
+    for (let i = 0; i < messages; i++) {
+      peer.send(frame(Opcode.Text, new TextEncoder().encode("x".repeat(24))));
+    }
+    peer.send(frame(Opcode.Close, closeBody(1000)));
+    await peer.until(() => isClose(peer.frames.at(-1)));
+    await peer.closeTransport();
+    assert.deepEqual(await peer.connection.closed, {
+      closeCode: 1000,
+      reason: "",
+    });
+    await echo;
+  }
+});
+
 test("WebSocketConnection reports 1006 when the transport closes without a Close frame", async () => {
   const peer = againstRawPeer("client");
   const { readable, writable } = await peer.connection.opened;
