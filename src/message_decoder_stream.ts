@@ -8,7 +8,7 @@
 import { concat } from "./_bytes.ts";
 import { Stage } from "./_stage.ts";
 import { Utf8Text } from "./_message_frames.ts";
-import { invalidUtf8, isValidUtf8 } from "./_utf8.ts";
+import { invalidUtf8, isValidUtf8, Utf8Validator } from "./_utf8.ts";
 import { WebSocketError } from "./errors.ts";
 import { Opcode } from "./opcode.ts";
 import type { Frame } from "./frame.ts";
@@ -98,8 +98,10 @@ export class MessageDecoderStream<S extends boolean = false>
   readonly #handler: MessageHandler;
   readonly #streaming: boolean;
   // Piped directly into a writable that takes checked UTF-8 (see
-  // pipedDirectly): the handler for unfragmented texts, made then.
+  // pipedDirectly): the handler for texts, made then, and the checker of
+  // the fragmented text being assembled.
   #utf8Handler: MessageHandler | null = null;
+  #utf8: Utf8Validator | null = null;
 
   // Whole mode: the fragments of the message being assembled.
   #text = "";
@@ -139,30 +141,52 @@ export class MessageDecoderStream<S extends boolean = false>
     // sends anyway is dropped.
     if (this.#closeReceived) return;
     const utf8 = this.#utf8Handler;
-    if (utf8 !== null && frame.opcode === Opcode.Text && frame.fin) {
-      // Checked by the decoder as a binary message (the same rules but for
-      // UTF-8), then by the handler as UTF-8.
-      this.#decoder.push({ ...frame, opcode: Opcode.Binary }, utf8);
-      return;
+    if (utf8 !== null) {
+      // Texts are checked by the decoder as binary messages (the same rules
+      // but for UTF-8), then by the handler as UTF-8.
+      const opcode = frame.opcode;
+      if (opcode === Opcode.Text) {
+        if (!frame.fin) this.#utf8 = new Utf8Validator();
+        this.#decoder.push({ ...frame, opcode: Opcode.Binary }, utf8);
+        return;
+      }
+      if (opcode === Opcode.Continuation && this.#utf8 !== null) {
+        this.#decoder.push(frame, utf8);
+        return;
+      }
     }
     this.#decoder.push(frame, this.#handler);
     if (frame.opcode === Opcode.Close) this.#closed();
   }
 
   /**
-   * Piped directly into a connection's writable (an echo, a relay): whole
-   * texts that arrive in one frame go on as their bytes, checked to be
-   * UTF-8, instead of being decoded into a string that the writable would
-   * encode back. Nothing else changes: the same messages go out, and the
-   * same errors stop the pipe.
+   * Piped directly into a connection's writable (an echo, a relay): texts
+   * go on as their bytes, checked to be UTF-8, instead of being decoded
+   * into a string that the writable would encode back. A fragmented text
+   * (or one that inflates in pieces) is checked fragment by fragment, so
+   * it fails at the same fragment as it would when decoded. Nothing else
+   * changes: the same messages go out, and the same errors stop the pipe.
    */
   protected override pipedDirectly(utf8Text: boolean): void {
     if (this.#streaming || !utf8Text) return;
     this.#utf8Handler = {
-      data: (data) => {
+      data: (data, first, last) => {
         const bytes = data as Uint8Array;
-        if (!isValidUtf8(bytes)) throw invalidUtf8();
-        this.enqueue(new Utf8Text(bytes) as unknown as DecodedMessage<S>);
+        if (first && last) {
+          if (!isValidUtf8(bytes)) throw invalidUtf8();
+          this.enqueue(new Utf8Text(bytes) as unknown as DecodedMessage<S>);
+          return;
+        }
+        const utf8 = this.#utf8!;
+        if (!utf8.push(bytes) || (last && !utf8.end())) throw invalidUtf8();
+        this.#parts.push(bytes);
+        if (!last) return;
+        const parts = this.#parts;
+        this.#parts = [];
+        this.#utf8 = null;
+        this.enqueue(
+          new Utf8Text(concat(parts)) as unknown as DecodedMessage<S>,
+        );
       },
       control: this.#handler.control,
     };
@@ -176,6 +200,7 @@ export class MessageDecoderStream<S extends boolean = false>
     this.#body = null;
     this.#text = "";
     this.#parts = [];
+    this.#utf8 = null;
     if (body !== null && !this.#bodyCancelled) {
       this.#failBody(
         body,

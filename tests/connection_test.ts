@@ -388,6 +388,29 @@ test("an echo (readable.pipeTo(writable)) sends each text back byte for byte, an
   await echo;
 });
 
+test("an echo fails a fragmented text with 1007 at the fragment that shows it is not UTF-8", async () => {
+  // Passed on as bytes, a fragmented text is checked fragment by fragment
+  // (§8.1): the failure comes before the message ends.
+  for (
+    const bad of [
+      bytes(0xed, 0xa0), // the start of a surrogate
+      bytes(0xe2, 0x82, 0x61), // a sequence cut by ASCII
+      bytes(0xf5), // a byte that never begins a sequence
+    ]
+  ) {
+    const peer = againstRawPeer("client");
+    const { readable, writable } = await peer.connection.opened;
+    readable.pipeTo(writable).catch(() => {});
+    peer.send(frame(Opcode.Text, bytes(0x61, 0xc3), { fin: false }));
+    peer.send(frame(Opcode.Continuation, bytes(0xa9), { fin: false }));
+    peer.send(frame(Opcode.Continuation, bad, { fin: false }));
+    await peer.until(() => peer.transportClosed);
+    await rejectsWith(peer.connection.closed, "invalid_utf8", 1007);
+    assert.equal(peer.frames.length, 1);
+    assert.ok(isClose(peer.frames[0], 1007));
+  }
+});
+
 test("an echo fragments a text it passes on as bytes at its own fragmentSize", async () => {
   const peer = againstRawPeer("client", { fragmentSize: 4 });
   const { readable, writable } = await peer.connection.opened;

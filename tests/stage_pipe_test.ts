@@ -448,12 +448,15 @@ test("a connection's readable.pipeTo(writable) echoes every message in order, an
   assert.ok(!ends.readable.locked && !ends.writable.locked);
 });
 
-test("a decoder piped directly into a writable that takes Utf8Text hands it one-frame texts only", async () => {
+test("a decoder piped directly into a writable that takes Utf8Text hands it texts as bytes, fragmented or not", async () => {
   const frames = [
     frame(Opcode.Text, "héllo"),
     frame(Opcode.Binary, "bin"),
     frame(Opcode.Text, "frag", { fin: false }),
+    frame(Opcode.Ping, "between"),
     frame(Opcode.Continuation, "ment"),
+    frame(Opcode.Binary, "bi", { fin: false }),
+    frame(Opcode.Continuation, "nary"),
     frame(Opcode.Text, ""),
   ];
   for (const utf8Text of [true, false]) {
@@ -482,8 +485,20 @@ test("a decoder piped directly into a writable that takes Utf8Text hands it one-
     assert.deepEqual(
       seen,
       utf8Text
-        ? ["bytes héllo", "binary bin", "string fragment", "bytes "]
-        : ["string héllo", "binary bin", "string fragment", "string "],
+        ? [
+          "bytes héllo",
+          "binary bin",
+          "bytes fragment",
+          "binary binary",
+          "bytes ",
+        ]
+        : [
+          "string héllo",
+          "binary bin",
+          "string fragment",
+          "binary binary",
+          "string ",
+        ],
     );
   }
 });

@@ -10,7 +10,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { decodeUtf8, encodeUtf8, isValidUtf8 } from "../src/_utf8.ts";
+import {
+  decodeUtf8,
+  encodeUtf8,
+  isValidUtf8,
+  Utf8Validator,
+} from "../src/_utf8.ts";
 
 const encoder = new TextEncoder();
 
@@ -181,45 +186,122 @@ test("isValidUtf8 refuses what RFC 3629 rules out, and takes the limits it allow
   }
 });
 
+const textBytes = fc.string({ unit: "grapheme", maxLength: 200 }).map((t) =>
+  encoder.encode(t)
+);
+
+/** Any bytes; text; text with one invalid sequence in it or one byte changed. */
+const textish = fc.oneof(
+  fc.uint8Array({ maxLength: 300 }),
+  textBytes,
+  fc.tuple(textBytes, fc.constantFrom(...INVALID), fc.nat()).map(
+    ([t, bad, at]) => {
+      const cut = t.length === 0 ? 0 : at % t.length;
+      return new Uint8Array([
+        ...t.subarray(0, cut),
+        ...bad,
+        ...t.subarray(cut),
+      ]);
+    },
+  ),
+  fc.tuple(textBytes, fc.nat(), fc.integer({ min: 0, max: 0xff })).map(
+    ([t, at, value]) => {
+      const out = t.slice();
+      if (out.length > 0) out[at % out.length] = value;
+      return out;
+    },
+  ),
+);
+
 test("property: isValidUtf8 ≡ whether a fatal TextDecoder accepts, for any bytes", () => {
-  const text = fc.string({ unit: "grapheme", maxLength: 200 }).map((t) =>
-    encoder.encode(t)
+  fc.assert(
+    fc.property(textish, fc.nat(8), (bytes, offset) => {
+      // Behind bytes that are never valid, so the view's offset counts.
+      const inside = new Uint8Array(bytes.length + offset).fill(0xff);
+      inside.set(bytes, offset);
+      assert.equal(isValidUtf8(inside.subarray(offset)), accepts(bytes));
+    }),
+    { numRuns: 500 },
   );
+});
+
+// Which piece a fatal streaming TextDecoder fails at (pieces.length: at the
+// end), or -1 if it takes them all.
+function decoderFailsAt(pieces: Uint8Array[]): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  for (let i = 0; i <= pieces.length; i++) {
+    try {
+      if (i < pieces.length) decoder.decode(pieces[i], { stream: true });
+      else decoder.decode();
+    } catch {
+      return i;
+    }
+  }
+  return -1;
+}
+
+function validatorFailsAt(pieces: Uint8Array[]): number {
+  const validator = new Utf8Validator();
+  for (let i = 0; i < pieces.length; i++) {
+    if (!validator.push(pieces[i])) return i;
+  }
+  return validator.end() ? -1 : pieces.length;
+}
+
+/** `bytes` cut at `cuts` (positions, any order, repeats making empty pieces). */
+function cut(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const at = cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b);
+  const pieces = [];
+  let start = 0;
+  for (const end of at) {
+    pieces.push(bytes.subarray(start, end));
+    start = end;
+  }
+  pieces.push(bytes.subarray(start));
+  return pieces;
+}
+
+test("Utf8Validator fails at the piece where a streaming fatal TextDecoder fails, for every cut of every edge case", () => {
+  const sequences = [
+    ...INVALID,
+    [0xef, 0xbb, 0xbf],
+    [0xed, 0x9f, 0xbf],
+    [0xf4, 0x8f, 0xbf, 0xbf],
+    [0xf0, 0x90, 0x80, 0x80],
+    [0xc3, 0xa9],
+  ];
+  let checked = 0;
+  for (const sequence of sequences) {
+    const bytes = new Uint8Array([0x61, ...sequence, 0x62, 0xe2, 0x82, 0xac]);
+    // Every way of cutting it in two and in three, and byte by byte.
+    const ways: number[][] = [[...bytes.keys()]];
+    for (let a = 0; a <= bytes.length; a++) {
+      ways.push([a]);
+      for (let b = a; b <= bytes.length; b++) ways.push([a, b]);
+    }
+    for (const cuts of ways) {
+      const pieces = cut(bytes, cuts);
+      assert.equal(
+        validatorFailsAt(pieces),
+        decoderFailsAt(pieces),
+        `${[...sequence]} cut at ${cuts}`,
+      );
+      checked++;
+    }
+  }
+  assert.equal(checked, 912);
+});
+
+test("property: Utf8Validator fails at the piece where a streaming fatal TextDecoder fails, for any bytes in any pieces", () => {
   fc.assert(
     fc.property(
-      fc.oneof(
-        fc.uint8Array({ maxLength: 300 }),
-        text,
-        // Valid text with one invalid sequence or one byte changed.
-        fc.tuple(text, fc.constantFrom(...INVALID), fc.nat()).map(
-          ([t, bad, at]) => {
-            const cut = t.length === 0 ? 0 : at % t.length;
-            return new Uint8Array([
-              ...t.subarray(0, cut),
-              ...bad,
-              ...t.subarray(cut),
-            ]);
-          },
-        ),
-        fc.tuple(text, fc.nat(), fc.integer({ min: 0, max: 0xff })).map(
-          ([t, at, value]) => {
-            const out = t.slice();
-            if (out.length > 0) out[at % out.length] = value;
-            return out;
-          },
-        ),
-      ),
-      fc.nat(8),
-      (bytes, offset) => {
-        // Behind bytes that are never valid, so the view's offset counts.
-        const inside = new Uint8Array(bytes.length + offset).fill(0xff);
-        inside.set(bytes, offset);
-        assert.equal(
-          isValidUtf8(inside.subarray(offset)),
-          accepts(bytes),
-        );
+      textish,
+      fc.array(fc.nat(), { maxLength: 12 }),
+      (bytes, cuts) => {
+        const pieces = cut(bytes, cuts);
+        assert.equal(validatorFailsAt(pieces), decoderFailsAt(pieces));
       },
     ),
-    { numRuns: 500 },
+    { numRuns: 1000 },
   );
 });
