@@ -320,6 +320,11 @@ export abstract class Stage<I, O> {
     }
   }
 
+  /** Whether no chunk handed on by a linked upstream stage waits to be taken. */
+  protected get inboxEmpty(): boolean {
+    return this.#inbox === null || this.#inbox.length === 0;
+  }
+
   /** Whether the stage has closed, failed or been cancelled. */
   protected get finished(): boolean {
     return this.#finished;
@@ -603,11 +608,13 @@ export abstract class Stage<I, O> {
 // cancelled, by the linked stages' own rules).
 //
 // One race is settled one way: a destination that its owner ends (errors)
-// after the source has ended and every write has succeeded counts as
+// after the source has ended and every chunk has been written counts as
 // closed. pipeTo() resolves or rejects there depending on how many
 // microtasks its close() takes to come; this pipe takes a few more, and
 // an echo whose peer closes would otherwise see a rejection that an
-// ordinary pipe, by luck of timing, does not.
+// ordinary pipe, by luck of timing, does not. (A connection that fails in
+// that window, 1006 say, then resolves the pipe too; its `closed` still
+// reports the failure.)
 class PipeSink<T> extends Stage<T, never> {
   readonly #reader: ReadableStreamDefaultReader<unknown>;
   readonly #writer: WritableStreamDefaultWriter<T>;
@@ -689,9 +696,10 @@ class PipeSink<T> extends Stage<T, never> {
     );
   }
 
-  // Whether the source has ended and the destination has taken all of it.
+  // Whether the source has ended and the destination has taken all of it:
+  // nothing waits, nothing is being written, no write failed.
   #delivered(): boolean {
-    return this.#sourceEnded && this.#writing === null &&
+    return this.#sourceEnded && this.inboxEmpty && this.#writing === null &&
       !this.#destinationFailed;
   }
 

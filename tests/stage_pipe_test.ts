@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { Utf8Text } from "../src/_message_frames.ts";
-import { offerDirectWrite } from "../src/_stage.ts";
+import { offerDirectWrite, Stage } from "../src/_stage.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import type { Frame } from "../src/frame.ts";
 import { FrameDecoderStream } from "../src/frame_decoder_stream.ts";
@@ -636,4 +636,47 @@ test("a connection closing while its relay into a stalled one waits still ends i
   input.close();
   assert.equal((await a.closed).closeCode, 1000);
   assert.ok(Date.now() - started < 1000, "the close waited for closeTimeout");
+});
+
+test("a direct pipe whose destination fails with a chunk still waiting rejects, as pipeTo() does", async () => {
+  // The source hands on two chunks and ends; the destination's owner fails
+  // it as the first write finishes. The second was never written: the
+  // pipe must not count the destination as closed.
+  class Two extends Stage<string, string> {
+    protected transform(chunk: string): void {
+      this.enqueue(`${chunk}1`);
+      this.enqueue(`${chunk}2`);
+      this.closeOutput();
+    }
+  }
+  for (const direct of [false, true]) {
+    const written: string[] = [];
+    let controller!: WritableStreamDefaultController;
+    let finishFirst!: () => void;
+    const write = (chunk: string): void | Promise<void> => {
+      written.push(chunk);
+      if (written.length === 1) {
+        return new Promise<void>((resolve) => (finishFirst = resolve));
+      }
+    };
+    const writable = new WritableStream<string>({
+      start: (c) => void (controller = c),
+      write,
+    }, { highWaterMark: 1 });
+    if (direct) offerDirectWrite(writable, { write, controller });
+    const stage = new Two();
+    const piped = stage.readable.pipeTo(writable);
+    const writer = stage.writable.getWriter();
+    writer.write("x").catch(() => {});
+    writer.close().catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    finishFirst();
+    controller.error(new Error("the owner failed it"));
+    await assert.rejects(
+      piped,
+      { message: "the owner failed it" },
+      `direct: ${direct}`,
+    );
+    assert.deepEqual(written, ["x1"]);
+  }
 });
