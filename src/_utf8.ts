@@ -116,7 +116,7 @@ export class Utf8Validator {
       const byte = bytes[i];
       if (byte < 0x80) break;
       if (byte >= 0xc0) {
-        if ((byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2) > length - i) end = i;
+        if (following(byte) >= length - i) end = i;
         break;
       }
     }
@@ -142,7 +142,7 @@ export class Utf8Validator {
     if (this.#needed === 0) {
       if (byte < 0xc2 || byte > 0xf4) return false;
       this.#lead = byte;
-      this.#needed = byte >= 0xf0 ? 3 : byte >= 0xe0 ? 2 : 1;
+      this.#needed = following(byte);
       this.#second = true;
       return true;
     }
@@ -161,6 +161,11 @@ export class Utf8Validator {
     this.#needed--;
     return true;
   }
+}
+
+// How many bytes follow a sequence's first byte (0xc0 and above).
+function following(lead: number): number {
+  return lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : 1;
 }
 
 const encoder = new TextEncoder();

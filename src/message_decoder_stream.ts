@@ -172,21 +172,16 @@ export class MessageDecoderStream<S extends boolean = false>
     this.#utf8Handler = {
       data: (data, first, last) => {
         const bytes = data as Uint8Array;
-        if (first && last) {
-          if (!isValidUtf8(bytes)) throw invalidUtf8();
-          this.enqueue(new Utf8Text(bytes) as unknown as DecodedMessage<S>);
-          return;
+        const utf8 = this.#utf8;
+        const valid = utf8 === null
+          ? isValidUtf8(bytes)
+          : utf8.push(bytes) && (!last || utf8.end());
+        if (!valid) throw invalidUtf8();
+        if (last) this.#utf8 = null;
+        const whole = this.#gather(bytes, first, last);
+        if (whole !== null) {
+          this.enqueue(new Utf8Text(whole) as unknown as DecodedMessage<S>);
         }
-        const utf8 = this.#utf8!;
-        if (!utf8.push(bytes) || (last && !utf8.end())) throw invalidUtf8();
-        this.#parts.push(bytes);
-        if (!last) return;
-        const parts = this.#parts;
-        this.#parts = [];
-        this.#utf8 = null;
-        this.enqueue(
-          new Utf8Text(concat(parts)) as unknown as DecodedMessage<S>,
-        );
       },
       control: this.#handler.control,
     };
@@ -266,12 +261,18 @@ export class MessageDecoderStream<S extends boolean = false>
       }
       return;
     }
-    this.#parts.push(data);
-    if (last) {
-      const parts = this.#parts;
-      this.#parts = [];
-      this.enqueue(concat(parts) as DecodedMessage<S>);
-    }
+    const whole = this.#gather(data, first, last);
+    if (whole !== null) this.enqueue(whole as DecodedMessage<S>);
+  }
+
+  // Whole mode: one piece of a message's bytes; the message once whole.
+  #gather(bytes: Uint8Array, first: boolean, last: boolean): Uint8Array | null {
+    if (first && last) return bytes;
+    this.#parts.push(bytes);
+    if (!last) return null;
+    const parts = this.#parts;
+    this.#parts = [];
+    return concat(parts);
   }
 
   #stream(data: string | Uint8Array, first: boolean, last: boolean): void {
