@@ -68,6 +68,39 @@ export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
   return duplex;
 }
 
+// The socket's listeners, shared by every transport: node:events calls a
+// listener with the socket as `this`, and the socket carries its transport.
+// A connection that lasts for hours holds no closures of its own for them.
+const TRANSPORT = Symbol("transport");
+
+interface Listened extends NodeSocket {
+  [TRANSPORT]: NodeSocketTransport;
+}
+
+function onData(this: Listened, chunk: Uint8Array): void {
+  this[TRANSPORT].onData(chunk);
+}
+
+function onEnd(this: Listened): void {
+  this[TRANSPORT].onEnd();
+}
+
+function onError(this: Listened, error: Error): void {
+  this[TRANSPORT].onError(error);
+}
+
+function onDrain(this: Listened): void {
+  this[TRANSPORT].onDrain();
+}
+
+function onClose(this: Listened): void {
+  this[TRANSPORT].onClose();
+}
+
+function flushTurn(transport: NodeSocketTransport): void {
+  transport.flushTurn();
+}
+
 /**
  * Reads the socket until it ends, pausing it while the reader waits;
  * `write()` returns at once while the socket buffers below its high-water
@@ -76,126 +109,176 @@ export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
  * buffer, larger ones corked into one writev.
  */
 function nodeSocketTransport(socket: NodeSocket): Transport {
-  socket.setNoDelay?.(true);
-  let events: TransportEvents | null = null;
-  let failure: Error | null = null;
-  let readDone = false;
+  return new NodeSocketTransport(socket as Listened);
+}
+
+class NodeSocketTransport implements Transport {
+  readonly #socket: Listened;
+  #events: TransportEvents | null = null;
+  #failure: Error | null = null;
+  #readDone = false;
+  #closed = false;
   // Bytes handed on since the reader last caught up, and whether that
   // paused the socket.
-  let unread = 0;
-  let reads = 0;
-  let paused = false;
-  // Writers wait on `room` while the batch is full (until the turn's
+  #unread = 0;
+  #reads = 0;
+  #paused = false;
+  // Writers wait on `#room` while the batch is full (until the turn's
   // writes) or the socket is (until 'drain').
-  let room: Deferred<void> | null = null;
-  let socketFull = false;
+  #room: Deferred<void> | null = null;
+  #socketFull = false;
   // Small chunks written this turn, to go out in one socket write: the
-  // bytes of `turn` from `start` to `start + batched`. Bytes before `start`
-  // are the socket's (a larger chunk of this turn went out after them);
-  // the rest of `turn` takes the next chunks.
-  let turn: Uint8Array | null = null;
-  let start = 0;
-  let batched = 0;
-  let flushing = false;
-  let corked = false;
+  // bytes of `#turn` from `#start` to `#start + #batched`. Bytes before
+  // `#start` are the socket's (a larger chunk of this turn went out after
+  // them); the rest of `#turn` takes the next chunks.
+  #turn: Uint8Array | null = null;
+  #start = 0;
+  #batched = 0;
+  #flushing = false;
+  #corked = false;
 
-  const onData = (chunk: Uint8Array) => {
-    if (readDone) return;
+  constructor(socket: Listened) {
+    this.#socket = socket;
+    socket[TRANSPORT] = this;
+    socket.setNoDelay?.(true);
+    // Errors are listened for at once: an unheard 'error' event would crash
+    // the process. Reading starts with start().
+    socket.on("error", onError);
+    socket.on("drain", onDrain);
+    socket.on("close", onClose);
+  }
+
+  start(events: TransportEvents): void {
+    this.#events = events;
+    if (this.#closed) return this.onClose();
+    const socket = this.#socket;
+    socket.on("data", onData);
+    socket.on("end", onEnd);
+    // A socket paused by its handshake (the client's) reads from here on.
+    socket.resume();
+  }
+
+  write(chunk: Uint8Array): void | Promise<void> {
+    const socket = this.#socket;
+    if (socket.destroyed) {
+      throw this.#failure ?? new Error("The socket is closed");
+    }
+    if (!this.#flushing) {
+      this.#flushing = true;
+      setImmediate(flushTurn, this);
+    }
+    if (chunk.length < COPY_LIMIT) {
+      this.#keep(chunk);
+    } else {
+      // Larger chunks of one turn go out together too, in one writev.
+      if (!this.#corked && socket.cork !== undefined) {
+        this.#corked = true;
+        socket.cork();
+      }
+      const flushed = this.#flush();
+      if (!socket.write(chunk) || !flushed) this.#socketFull = true;
+    }
+    if (!this.#socketFull && this.#batched < BATCH_LIMIT) {
+      return this.#room?.promise;
+    }
+    this.#room ??= deferred<void>();
+    return this.#room.promise;
+  }
+
+  end(): Promise<void> {
+    const socket = this.#socket;
+    if (socket.destroyed) return Promise.resolve();
+    this.flushTurn();
+    return new Promise<void>((resolve) => {
+      socket.end(resolve);
+      // A socket destroyed before it finishes ends the wait too.
+      socket.on("close", resolve);
+    });
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.#readDone) return;
     // A plain Uint8Array view: applications get Uint8Arrays, not Buffers.
-    const wait = events!.data(
+    const wait = this.#events!.data(
       new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
     );
     if (wait === undefined) {
-      unread = 0;
+      this.#unread = 0;
       return;
     }
     // The reader is behind. Pausing and resuming the socket for every
     // chunk costs more than the chunk, so up to READ_HIGH_WATER bytes
     // are handed on before the socket pauses until the reader catches up.
-    unread += chunk.byteLength;
-    const read = ++reads;
+    this.#unread += chunk.byteLength;
+    const read = ++this.#reads;
     wait.then(() => {
-      if (read !== reads) return;
-      unread = 0;
-      if (paused && !readDone) socket.resume();
-      paused = false;
+      if (read !== this.#reads) return;
+      this.#unread = 0;
+      if (this.#paused && !this.#readDone) this.#socket.resume();
+      this.#paused = false;
     });
-    if (unread > READ_HIGH_WATER && !paused) {
-      paused = true;
-      socket.pause();
+    if (this.#unread > READ_HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
     }
-  };
-  const onEnd = () => {
-    if (readDone) return;
-    readDone = true;
-    events!.end();
-  };
-  const onError = (error: Error) => {
-    failure = error;
-  };
-  const onDrain = () => {
-    socketFull = false;
-    const full = room;
-    room = null;
+  }
+
+  onEnd(): void {
+    if (this.#readDone) return;
+    this.#readDone = true;
+    this.#events!.end();
+  }
+
+  onError(error: Error): void {
+    this.#failure = error;
+  }
+
+  onDrain(): void {
+    this.#socketFull = false;
+    const full = this.#room;
+    this.#room = null;
     full?.resolve();
-  };
-  let closed = false;
-  const onClose = () => {
-    closed = true;
-    socket.off("data", onData as never);
+  }
+
+  onClose(): void {
+    this.#closed = true;
+    const socket = this.#socket;
+    socket.off("data", onData);
     socket.off("end", onEnd);
-    socket.off("error", onError as never);
+    socket.off("error", onError);
     socket.off("drain", onDrain);
     socket.off("close", onClose);
+    const events = this.#events;
     if (events === null) return;
-    const error = failure ?? new Error("The socket closed");
-    if (!readDone) {
-      readDone = true;
+    const error = this.#failure ?? new Error("The socket closed");
+    if (!this.#readDone) {
+      this.#readDone = true;
       events.readError(error);
     }
-    if (room !== null) {
-      onDrain();
+    if (this.#room !== null) {
+      this.onDrain();
       events.writeError(error);
     }
-  };
-  // Errors are listened for at once: an unheard 'error' event would crash
-  // the process. Reading starts with start().
-  socket.on("error", onError as never);
-  socket.on("drain", onDrain);
-  socket.on("close", onClose);
-  // Copies a small chunk into the turn's buffer.
-  const keep = (chunk: Uint8Array) => {
-    const size = batched + chunk.length;
-    if (turn === null || start + size > turn.length) {
-      const grown = Buffer.allocUnsafe(Math.max(TURN_SIZE, 2 * size));
-      if (batched > 0) grown.set(turn!.subarray(start, start + batched));
-      turn = grown;
-      start = 0;
-    }
-    turn.set(chunk, start + batched);
-    batched = size;
-  };
-  // Writes the turn's bytes to the socket; false once the socket is over
-  // its high-water mark.
-  const flush = (): boolean => {
-    if (batched === 0) return true;
-    const out = turn!.subarray(start, start + batched);
-    start += batched;
-    batched = 0;
-    return socket.write(out);
-  };
-  const flushTurn = () => {
-    flushing = false;
+  }
+
+  // Writes the turn's bytes to the socket: called by setImmediate.
+  flushTurn(): void {
+    this.#flushing = false;
+    const socket = this.#socket;
     if (socket.destroyed) return;
     try {
-      if (!flush()) socketFull = true;
+      if (!this.#flush()) this.#socketFull = true;
       // The next turn gets a new buffer: an idle connection holds none
       // (nor the pool slab it came from), and the socket keeps what it
       // has not yet sent. (A socket whose write() wrote back into this
       // transport has batched more, and a flush is already scheduled.)
-      if (batched === 0) turn = null;
-      if (corked) {
-        corked = false;
+      if (this.#batched === 0) this.#turn = null;
+      if (this.#corked) {
+        this.#corked = false;
         socket.uncork?.();
       }
     } catch (error) {
@@ -203,50 +286,32 @@ function nodeSocketTransport(socket: NodeSocket): Transport {
       socket.destroy(error as Error);
       return;
     }
-    if (!socketFull) onDrain();
-  };
+    if (!this.#socketFull) this.onDrain();
+  }
 
-  return {
-    start(handlers) {
-      events = handlers;
-      if (closed) return onClose();
-      socket.on("data", onData as never);
-      socket.on("end", onEnd);
-      // A socket paused by its handshake (the client's) reads from here on.
-      socket.resume();
-    },
-    write(chunk) {
-      if (socket.destroyed) throw failure ?? new Error("The socket is closed");
-      if (!flushing) {
-        flushing = true;
-        setImmediate(flushTurn);
+  // Copies a small chunk into the turn's buffer.
+  #keep(chunk: Uint8Array): void {
+    const size = this.#batched + chunk.length;
+    let turn = this.#turn;
+    if (turn === null || this.#start + size > turn.length) {
+      const grown = Buffer.allocUnsafe(Math.max(TURN_SIZE, 2 * size));
+      if (this.#batched > 0) {
+        grown.set(turn!.subarray(this.#start, this.#start + this.#batched));
       }
-      if (chunk.length < COPY_LIMIT) {
-        keep(chunk);
-      } else {
-        // Larger chunks of one turn go out together too, in one writev.
-        if (!corked && socket.cork !== undefined) {
-          corked = true;
-          socket.cork();
-        }
-        const flushed = flush();
-        if (!socket.write(chunk) || !flushed) socketFull = true;
-      }
-      if (!socketFull && batched < BATCH_LIMIT) return room?.promise;
-      room ??= deferred<void>();
-      return room.promise;
-    },
-    end() {
-      if (socket.destroyed) return Promise.resolve();
-      flushTurn();
-      return new Promise<void>((resolve) => {
-        socket.end(resolve);
-        // A socket destroyed before it finishes ends the wait too.
-        socket.on("close", resolve);
-      });
-    },
-    destroy() {
-      socket.destroy();
-    },
-  };
+      turn = this.#turn = grown;
+      this.#start = 0;
+    }
+    turn.set(chunk, this.#start + this.#batched);
+    this.#batched = size;
+  }
+
+  // Writes the turn's bytes to the socket; false once the socket is over
+  // its high-water mark.
+  #flush(): boolean {
+    if (this.#batched === 0) return true;
+    const out = this.#turn!.subarray(this.#start, this.#start + this.#batched);
+    this.#start += this.#batched;
+    this.#batched = 0;
+    return this.#socket.write(out);
+  }
 }
