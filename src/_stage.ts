@@ -58,16 +58,17 @@ export function link<A, B, C>(from: Stage<A, B>, to: Stage<B, C>): Stage<B, C> {
 
 /**
  * What the owner of a writable offers for a stage's readable piped into it:
- * the write of the writable's sink, to be called directly, and the
- * writable's controller, to error it when that write fails (as the stream
- * would). The writable must count each chunk as one, with a high-water mark
- * of one, and `write` must throw once the writable is closing or its owner
- * has errored it.
+ * `send`, which does what the write of the writable's sink does for a chunk
+ * that never waited in its queue, to be called directly, and the writable's
+ * controller, to error it when that write fails (as the stream would). The
+ * writable must count each chunk as one, with a high-water mark of one, and
+ * `send` must throw once the writable is closing or its owner has errored
+ * it.
  */
 export interface DirectWrite<T> {
-  write(chunk: T): void | Promise<void>;
+  send(chunk: T): void | Promise<void>;
   controller: WritableStreamDefaultController;
-  /** Whether `write` also takes a text message as a Utf8Text. */
+  /** Whether `send` also takes a text message as a Utf8Text. */
   utf8Text?: boolean;
 }
 
@@ -76,7 +77,7 @@ const directWrites = new WeakMap<
   DirectWrite<never>
 >();
 
-/** Lets a stage's readable piped into `writable` call `direct.write` itself. */
+/** Lets a stage's readable piped into `writable` call `direct.send` itself. */
 export function offerDirectWrite<T>(
   writable: WritableStream<T>,
   direct: DirectWrite<T>,
@@ -673,7 +674,7 @@ class PipeSink<T> extends Stage<T, never> {
   protected transform(chunk: T): void | Promise<void> {
     let written;
     try {
-      written = this.#direct.write(chunk);
+      written = this.#direct.send(chunk);
     } catch (error) {
       this.#writeFailed(error);
       throw error;

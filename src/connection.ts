@@ -6,9 +6,13 @@
  * @module
  */
 
-import { deferred } from "./_deferred.ts";
-import { link, offerDirectWrite, Stage } from "./_stage.ts";
-import { type Transport, transportOf } from "./_transport.ts";
+import { type Deferred, deferred } from "./_deferred.ts";
+import { type DirectWrite, link, offerDirectWrite, Stage } from "./_stage.ts";
+import {
+  type Transport,
+  type TransportEvents,
+  transportOf,
+} from "./_transport.ts";
 import { checkClose, pingPayload } from "./_endpoint.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
 import { decodeClose, encodeClose } from "./close.ts";
@@ -234,7 +238,8 @@ function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
 // errors, so the Close frame carries the right code even if the application
 // reacts to the error by closing (as `readable.pipeTo(writable)` does).
 interface DecoderEvents {
-  onCancel(): void;
+  /** The application cancelled the readable. */
+  closeFromStream(): void;
   onError(reason: unknown): void;
   closeReceived(): boolean;
   /** Our Close is out, or the connection is over. */
@@ -255,7 +260,7 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
 
   protected override cancelInput(): boolean {
     this.#cancelled = true;
-    this.#connection.onCancel();
+    this.#connection.closeFromStream();
     return false;
   }
 
@@ -307,15 +312,19 @@ class ConnectionFrameDecoder extends FrameDecoderStream {
 
 // The end of a connection's outgoing chain: hands the encoded bytes to the
 // transport, and holds the encoders back while the transport is full.
+interface OutputEvents {
+  /** Everything, up to the Close frame, is with the transport. */
+  outputEnded(): void;
+  /** Writing to the transport failed, or an encoder did. */
+  writeError(error: unknown): void;
+}
+
 class TransportSink extends Stage<Uint8Array, never> {
   readonly #transport: Transport;
-  readonly #events: { end(): void; error(error: unknown): void };
+  readonly #events: OutputEvents;
   #room: Promise<void> | null = null;
 
-  constructor(
-    transport: Transport,
-    events: { end(): void; error(error: unknown): void },
-  ) {
+  constructor(transport: Transport, events: OutputEvents) {
     super();
     this.#transport = transport;
     this.#events = events;
@@ -326,7 +335,7 @@ class TransportSink extends Stage<Uint8Array, never> {
     try {
       room = this.#transport.write(chunk);
     } catch (error) {
-      this.#events.error(error);
+      this.#events.writeError(error);
       return;
     }
     if (room === undefined) return;
@@ -341,12 +350,12 @@ class TransportSink extends Stage<Uint8Array, never> {
 
   // Everything, up to the Close frame, is with the transport.
   protected override flush(): void {
-    this.#events.end();
+    this.#events.outputEnded();
   }
 
   // An encoder failed (the connection's own stop() is over by then).
   protected override cleanup(reason: unknown): void {
-    this.#events.error(reason);
+    this.#events.writeError(reason);
   }
 
   /** Stops the encoders before it; whatever they still hold is dropped. */
@@ -365,6 +374,42 @@ class ConnectionEncoder extends MessageEncoderStream {
   /** Undefined if the transport has taken everything sent, else a promise that it may have. */
   drained(): Promise<void> | undefined {
     return this.ready();
+  }
+}
+
+// The underlying sink of a connection's writable, which a pipe into the
+// writable may also call directly (see offerDirectWrite).
+class MessageSink
+  implements UnderlyingSink<MessageInput>, DirectWrite<MessageInput> {
+  readonly #session: Session<boolean>;
+  controller!: WritableStreamDefaultController;
+  readonly utf8Text = true;
+
+  constructor(session: Session<boolean>) {
+    this.#session = session;
+  }
+
+  start(controller: WritableStreamDefaultController): void {
+    this.controller = controller;
+  }
+
+  // From the writable's queue.
+  write(message: MessageInput): void | Promise<void> {
+    this.#session.dequeued(message);
+    return this.#session.send(message);
+  }
+
+  // From a direct pipe: nothing was queued.
+  send(message: MessageInput): void | Promise<void> {
+    return this.#session.send(message);
+  }
+
+  close(): void {
+    this.#session.closeFromStream();
+  }
+
+  abort(): void {
+    this.#session.closeFromStream();
   }
 }
 
@@ -424,6 +469,53 @@ export class WebSocketConnection<S extends boolean = false> {
    * with a {@linkcode WebSocketError} after an unclean one.
    */
   readonly closed: Promise<WebSocketCloseInfo>;
+  readonly #session: Session<S>;
+
+  /**
+   * Wires a connection over `transport`: a byte duplex whose opening
+   * handshake is done, or a promise of one (with what the handshake
+   * settled) for a client that is still connecting.
+   */
+  constructor(
+    transport: ByteDuplex | Promise<HandshakeResult>,
+    options: WebSocketConnectionOptions<S>,
+  ) {
+    const session = this.#session = new Session(transport, options);
+    this.url = options.url ?? "";
+    this.opened = session.opened;
+    this.closed = session.closed;
+  }
+
+  /**
+   * Starts the close handshake, if it has not started. The peer will see
+   * `closeCode` and `reason`; `closed` settles when the handshake is done.
+   *
+   * @throws {RangeError} if the code is not 1000 or 3000–4999, or the reason
+   * is longer than 123 bytes of UTF-8.
+   */
+  close(options: WebSocketCloseOptions = {}): void {
+    this.#session.close(options);
+  }
+
+  /**
+   * Sends a ping and resolves when its pong arrives (RFC 6455 §5.5.2).
+   * Rejects if the connection closes first.
+   *
+   * @throws {RangeError} if `data` is more than 125 bytes.
+   */
+  ping(data?: Uint8Array | string): Promise<void> {
+    return this.#session.ping(data);
+  }
+}
+
+// A connection's state and wiring, behind WebSocketConnection. Its parts
+// (the transport, the decoders, the output sink, the writable) call it back
+// through its public methods, so a connection holds one object for all of
+// them, not a closure for each.
+class Session<S extends boolean>
+  implements TransportEvents, DecoderEvents, OutputEvents {
+  readonly opened: Promise<WebSocketOpenInfo<S>>;
+  readonly closed: Promise<WebSocketCloseInfo>;
 
   readonly #role: Role;
   readonly #options: WebSocketConnectionOptions<S>;
@@ -431,7 +523,9 @@ export class WebSocketConnection<S extends boolean = false> {
   readonly #maxSendQueue: number;
   // Bytes of messages in the writable's queue (see maxSendQueue).
   #sendQueue = 0;
-  readonly #opened = deferred<WebSocketOpenInfo<S>>();
+  // Dropped once settled: its settle functions are not kept for the
+  // connection's whole life.
+  #opened: Deferred<WebSocketOpenInfo<S>> | null = deferred();
   readonly #closed = deferred<WebSocketCloseInfo>();
 
   #transport: Transport | null = null;
@@ -477,18 +571,12 @@ export class WebSocketConnection<S extends boolean = false> {
   // ahead of it, if one is.
   #pendingPong: Uint8Array | null = null;
 
-  /**
-   * Wires a connection over `transport`: a byte duplex whose opening
-   * handshake is done, or a promise of one (with what the handshake
-   * settled) for a client that is still connecting.
-   */
   constructor(
     transport: ByteDuplex | Promise<HandshakeResult>,
     options: WebSocketConnectionOptions<S>,
   ) {
     this.#role = checkRole("WebSocketConnection", options.role);
     this.#options = options;
-    this.url = options.url ?? "";
     this.#closeTimeout = checkTime(
       "closeTimeout",
       options.closeTimeout ?? 5000,
@@ -516,7 +604,7 @@ export class WebSocketConnection<S extends boolean = false> {
       }
     }
     checkPerMessageDeflateOptions(options.perMessageDeflate);
-    this.opened = this.#opened.promise;
+    this.opened = this.#opened!.promise;
     this.closed = this.#closed.promise;
     if (transport instanceof Promise) {
       transport.then(
@@ -528,14 +616,7 @@ export class WebSocketConnection<S extends boolean = false> {
     }
   }
 
-  /**
-   * Starts the close handshake, if it has not started. The peer will see
-   * `closeCode` and `reason`; `closed` settles when the handshake is done.
-   *
-   * @throws {RangeError} if the code is not 1000 or 3000–4999, or the reason
-   * is longer than 123 bytes of UTF-8.
-   */
-  close(options: WebSocketCloseOptions = {}): void {
+  close(options: WebSocketCloseOptions): void {
     const { closeCode, reason = "" } = options;
     checkClose(closeCode, reason);
     if (this.#transport === null) {
@@ -548,12 +629,6 @@ export class WebSocketConnection<S extends boolean = false> {
     else this.#sendClose({ closeCode: closeCode ?? 1000, reason });
   }
 
-  /**
-   * Sends a ping and resolves when its pong arrives (RFC 6455 §5.5.2).
-   * Rejects if the connection closes first.
-   *
-   * @throws {RangeError} if `data` is more than 125 bytes.
-   */
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
     const payload = pingPayload(data, () => ++this.#pingCounter);
@@ -601,12 +676,7 @@ export class WebSocketConnection<S extends boolean = false> {
       maxMessageSize: options.maxMessageSize,
       streaming: options.streaming,
       onControl: (frame) => this.#onControl(frame),
-    }, {
-      onCancel: () => this.#sendClose({}),
-      onError: (reason) => this.#onReadError(reason),
-      closeReceived: () => this.#closeReceived !== null,
-      closing: () => this.#closeSent || this.#finished,
-    });
+    }, this);
     // Compressed messages inflate between the frame and message decoders,
     // so the message-size limit counts inflated bytes as they come out, and
     // a message streamed to a slow reader inflates only as it is read.
@@ -647,28 +717,10 @@ export class WebSocketConnection<S extends boolean = false> {
     // Close frame; the transport is ended by #closeWritable() or #finish().
     link(
       frameEncoder,
-      this.#sink = new TransportSink(wire, {
-        end: () => this.#onWriteEnd(),
-        error: (error) => this.#onWriteError(error),
-      }),
+      this.#sink = new TransportSink(wire, this),
     );
-    const send = (message: MessageInput) => {
-      if (this.#closeSent || this.#finished) {
-        throw new TypeError("Cannot send message: the connection is closing");
-      }
-      return encoder.send(message);
-    };
-    const writable = new WritableStream<MessageInput>({
-      start: (controller) => {
-        this.#writableController = controller;
-      },
-      write: (message) => {
-        this.#sendQueue -= queuedSize(message);
-        return send(message);
-      },
-      close: () => this.#sendClose({}),
-      abort: () => this.#sendClose({}),
-    }, {
+    const sink = new MessageSink(this);
+    const writable = new WritableStream<MessageInput>(sink, {
       highWaterMark: 1,
       // Called as each message is queued: counts it, and counts it as one
       // message for backpressure.
@@ -680,36 +732,65 @@ export class WebSocketConnection<S extends boolean = false> {
         return 1;
       },
     });
+    this.#writableController = sink.controller;
 
     // `readable.pipeTo(writable)` (an echo, a relay) sends each message as
     // it is decoded, without the two streams' queues.
-    offerDirectWrite(writable, {
-      write: send,
-      controller: this.#writableController!,
-      utf8Text: true,
-    });
+    offerDirectWrite(writable, sink);
 
     this.#startTimers();
-    this.#opened.resolve({
+    this.#opened!.resolve({
       readable,
       writable,
       protocol: transport.protocol ?? "",
       extensions: transport.extensions ?? "",
     });
+    this.#opened = null;
 
     // Incoming: the transport's bytes through the decoders, the bytes read
     // past the handshake first. They may close the connection at once (a
     // protocol error), so the timers have started before.
     const head = transport.head;
-    if (head !== undefined && head.length > 0) this.#onData(head);
-    wire.start({
-      data: (chunk) => this.#onData(chunk),
-      end: () => this.#onTransportEnd(),
-      readError: (error) => this.#onTransportError(error),
-      writeError: (error) => this.#onWriteError(error),
-    });
+    if (head !== undefined && head.length > 0) this.data(head);
+    wire.start(this);
     const pending = this.#pendingClose;
     if (pending !== null) this.close(pending);
+  }
+
+  /** Sends a message from the writable, or from a pipe into it. */
+  send(message: MessageInput): void | Promise<void> {
+    if (this.#closeSent || this.#finished) {
+      throw new TypeError("Cannot send message: the connection is closing");
+    }
+    return this.#encoder!.send(message);
+  }
+
+  /** A message left the writable's queue (see maxSendQueue). */
+  dequeued(message: MessageInput): void {
+    this.#sendQueue -= queuedSize(message);
+  }
+
+  /**
+   * The application cancelled the readable, or closed or aborted the
+   * writable: a Close with no code.
+   */
+  closeFromStream(): void {
+    this.#sendClose({});
+  }
+
+  /** For the message decoder: a decoding error, or the input failed. */
+  onError(reason: unknown): void {
+    this.#onReadError(reason);
+  }
+
+  /** Whether the peer's Close frame has arrived. */
+  closeReceived(): boolean {
+    return this.#closeReceived !== null;
+  }
+
+  /** Whether our Close is out, or the connection is over. */
+  closing(): boolean {
+    return this.#closeSent || this.#finished;
   }
 
   #sendQueueFull(): void {
@@ -725,7 +806,8 @@ export class WebSocketConnection<S extends boolean = false> {
 
   #openFailed(error: unknown): void {
     this.#finished = true;
-    this.#opened.reject(error);
+    this.#opened?.reject(error);
+    this.#opened = null;
     this.#closed.reject(error);
   }
 
@@ -840,7 +922,8 @@ export class WebSocketConnection<S extends boolean = false> {
     if (this.#readEnded || this.#error !== null) this.#finish(this.#error);
   }
 
-  #onData(chunk: Uint8Array): void | Promise<void> {
+  /** Bytes from the transport. */
+  data(chunk: Uint8Array): void | Promise<void> {
     if (!this.#reading) return;
     let waiting;
     try {
@@ -852,7 +935,8 @@ export class WebSocketConnection<S extends boolean = false> {
     return waiting?.catch((error) => this.#readFailed(error));
   }
 
-  #onTransportEnd(): void {
+  /** The transport's input ended. */
+  end(): void {
     this.#transportReadDone();
     if (!this.#reading) return;
     this.#reading = false;
@@ -867,7 +951,8 @@ export class WebSocketConnection<S extends boolean = false> {
     else ending.then(() => this.#onReadEnd(), (e) => this.#onReadError(e));
   }
 
-  #onTransportError(error: unknown): void {
+  /** Reading the transport failed. */
+  readError(error: unknown): void {
     this.#transportReadDone();
     if (!this.#reading) return;
     this.#reading = false;
@@ -885,13 +970,13 @@ export class WebSocketConnection<S extends boolean = false> {
     this.#onTransportReadEnded?.();
   }
 
-  #onWriteEnd(): void {
+  outputEnded(): void {
     this.#writeEnded = true;
     this.#closeFlushed = this.#closeSent;
     this.#maybeFinishClose();
   }
 
-  #onWriteError(error: unknown): void {
+  writeError(error: unknown): void {
     this.#writeEnded = true;
     this.#finish(
       this.#handshakeDone()

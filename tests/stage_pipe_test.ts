@@ -109,7 +109,7 @@ async function run(c: Case, direct: boolean): Promise<string[]> {
       seen.push(`sink aborted: ${message(reason)}`);
     },
   });
-  offerDirectWrite(writable, { write: (f) => take(f, "direct"), controller });
+  offerDirectWrite(writable, { send: (f) => take(f, "direct"), controller });
 
   const stage = new FrameDecoderStream({ role: "client" });
   const piped = direct
@@ -354,7 +354,7 @@ function offeredWritable() {
     },
   });
   offerDirectWrite(writable, {
-    write: () => {
+    send: () => {
       ways.push("direct");
     },
     controller,
@@ -465,7 +465,7 @@ test("a decoder piped directly into a writable that takes Utf8Text hands it text
     let controller!: WritableStreamDefaultController;
     new WritableStream({ start: (c) => void (controller = c) });
     offerDirectWrite(writable, {
-      write: (chunk) => void written.push(chunk),
+      send: (chunk) => void written.push(chunk),
       controller,
       utf8Text,
     });
@@ -663,7 +663,7 @@ test("a direct pipe whose destination fails with a chunk still waiting rejects, 
       start: (c) => void (controller = c),
       write,
     }, { highWaterMark: 1 });
-    if (direct) offerDirectWrite(writable, { write, controller });
+    if (direct) offerDirectWrite(writable, { send: write, controller });
     const stage = new Two();
     const piped = stage.readable.pipeTo(writable);
     const writer = stage.writable.getWriter();
