@@ -17,7 +17,12 @@
 //
 //   node bench/deflate.ts [node|deno|bun|all ...] [--quick]
 //     [--sizes=4096,65536] [--conns=16] [--inflight=4] [--idle=1000]
-//     [--duration=ms] [--warmup=ms]
+//     [--duration=ms] [--warmup=ms] [--rounds=3]
+//
+// Throughput is measured in rounds (3, or 1 with --quick), both servers
+// running, the order alternating; the table gives the median rates and the
+// median of the rounds' ratios, with their range: single runs of one
+// server and then the other moved by ±5% between runs on this machine.
 //
 // The generator inflates the echoes, so it can be the limit: its CPU use is
 // printed (near 1.00: the generator, not the server, set
@@ -38,7 +43,7 @@ import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import { listed, option } from "./_args.ts";
 import { load, machine } from "./_env.ts";
-import { bytes, si, table } from "./_timing.ts";
+import { bytes, median, si, table } from "./_timing.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) =>
@@ -331,6 +336,7 @@ async function main(): Promise<void> {
   const idle = numbers("idle", [1000])[0];
   const warmup = numbers("warmup", [quick ? 300 : 500])[0];
   const duration = numbers("duration", [quick ? 1000 : 2500])[0];
+  const rounds = numbers("rounds", [quick ? 1 : 3])[0];
   const wanted = args.filter((arg) => !arg.startsWith("--"));
   const runtimes = wanted.length === 0
     ? RUNTIMES.slice(0, 1)
@@ -353,34 +359,48 @@ async function main(): Promise<void> {
     };
     const rows: string[][] = [];
     const results: Record<string, Record<string, number>> = {};
-    for (const [name, command] of Object.entries(servers)) {
-      const server = await start(
-        pinned("1", [...command, "--port", "0"]),
-        /listening on ws:\/\/[\d.]+:(\d+)/,
-      );
-      const port = server.match[1];
-      try {
-        for (const size of sizes) {
-          const result = await helper([
-            "load",
-            "--port",
-            port,
-            "--conns",
-            String(conns),
-            "--inflight",
-            String(inflight),
-            "--size",
-            String(size),
-            "--warmup",
-            String(warmup),
-            "--duration",
-            String(duration),
-          ]);
-          results[`${name} ${size}`] = result;
-        }
-      } finally {
-        await stop(server.child);
+    // Both servers run side by side, idle but for the one under load, and
+    // the rounds alternate which goes first: a drift of the machine during
+    // the run then weighs on both alike.
+    const runs: Record<string, Record<string, number>[]> = {};
+    const started = [];
+    try {
+      for (const command of Object.values(servers)) {
+        started.push(
+          await start(
+            pinned("1", [...command, "--port", "0"]),
+            /listening on ws:\/\/[\d.]+:(\d+)/,
+          ),
+        );
       }
+      const names = Object.keys(servers);
+      for (let round = 0; round < rounds; round++) {
+        for (const size of sizes) {
+          const order = round % 2 === 0 ? [0, 1] : [1, 0];
+          for (const at of order) {
+            const result = await helper([
+              "load",
+              "--port",
+              started[at].match[1],
+              "--conns",
+              String(conns),
+              "--inflight",
+              String(inflight),
+              "--size",
+              String(size),
+              "--warmup",
+              String(warmup),
+              "--duration",
+              String(duration),
+            ]);
+            (runs[`${names[at]} ${size}`] ??= []).push(result);
+          }
+        }
+      }
+    } finally {
+      for (const server of started) await stop(server.child);
+    }
+    for (const [name, command] of Object.entries(servers)) {
       // A fresh server for each count, so no memory freed by one is reused
       // by the next.
       for (const plain of [true, false]) {
@@ -416,16 +436,27 @@ async function main(): Promise<void> {
       }
     }
     for (const size of sizes) {
-      const ours = results[`ours ${size}`];
-      const ws = results[`ws ${size}`];
+      const ours = runs[`ours ${size}`];
+      const ws = runs[`ws ${size}`];
+      const ratios = ours.map((run, i) => run.perSecond / ws[i].perSecond);
+      const cpu = (list: Record<string, number>[]) =>
+        median(list.map((run) => run.cpu)).toFixed(2);
       rows.push([
         `echo ${bytes(size)} text, ${conns} × ${inflight}`,
-        `${si(ours.perSecond)} msg/s (gen CPU ${ours.cpu.toFixed(2)})`,
-        `${si(ws.perSecond)} msg/s (gen CPU ${ws.cpu.toFixed(2)})`,
-        (ours.perSecond / ws.perSecond).toFixed(2),
+        `${si(median(ours.map((run) => run.perSecond)))} msg/s (gen CPU ${
+          cpu(ours)
+        })`,
+        `${si(median(ws.map((run) => run.perSecond)))} msg/s (gen CPU ${
+          cpu(ws)
+        })`,
+        `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${
+          Math.max(...ratios).toFixed(2)
+        })`,
       ]);
-      if (ours.errors || ws.errors) {
-        rows.push(["  wrong echoes", String(ours.errors), String(ws.errors)]);
+      const errors = (list: Record<string, number>[]) =>
+        list.reduce((sum, run) => sum + run.errors, 0);
+      if (errors(ours) || errors(ws)) {
+        rows.push(["  wrong echoes", String(errors(ours)), String(errors(ws))]);
       }
     }
     for (const plain of [false, true]) {
@@ -441,7 +472,7 @@ async function main(): Promise<void> {
         (oursIdle / wsIdle).toFixed(2),
       ]);
     }
-    table(["case", "ours", "ws", "ours / ws"], rows);
+    table(["case", "ours", "ws", "ours / ws (min–max)"], rows);
   }
   console.log(`\n${await load("after the run")}`);
 }
