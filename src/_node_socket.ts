@@ -53,7 +53,7 @@ const TURN_SIZE = 1024;
  * asked for the streams first.
  */
 export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
-  const transport = nodeSocketTransport(socket);
+  const transport = new NodeSocketTransport(socket);
   let streams: ByteDuplex | null = null;
   const made = () => streams ??= transportStreams(transport, READ_HIGH_WATER);
   const duplex: ByteDuplex = {
@@ -102,16 +102,12 @@ function flushTurn(transport: NodeSocketTransport): void {
 }
 
 /**
- * Reads the socket until it ends, pausing it while the reader waits;
- * `write()` returns at once while the socket buffers below its high-water
- * mark, else a promise of `drain`. What is written in one turn of the event
- * loop goes out together, by `setImmediate`: small chunks copied into one
- * buffer, larger ones corked into one writev.
+ * A socket as a transport. Reads the socket until it ends, pausing it while
+ * the reader waits; `write()` returns at once while the socket buffers
+ * below its high-water mark, else a promise of `drain`. What is written in
+ * one turn of the event loop goes out together, by `setImmediate`: small
+ * chunks copied into one buffer, larger ones corked into one writev.
  */
-function nodeSocketTransport(socket: NodeSocket): Transport {
-  return new NodeSocketTransport(socket as Listened);
-}
-
 class NodeSocketTransport implements Transport {
   readonly #socket: Listened;
   #events: TransportEvents | null = null;
@@ -137,9 +133,9 @@ class NodeSocketTransport implements Transport {
   #flushing = false;
   #corked = false;
 
-  constructor(socket: Listened) {
-    this.#socket = socket;
-    socket[TRANSPORT] = this;
+  constructor(socket: NodeSocket) {
+    this.#socket = socket as Listened;
+    this.#socket[TRANSPORT] = this;
     socket.setNoDelay?.(true);
     // Errors are listened for at once: an unheard 'error' event would crash
     // the process. Reading starts with start().

@@ -632,7 +632,7 @@ class Session<S extends boolean>
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
     const payload = pingPayload(data, () => ++this.#pingCounter);
-    if (this.#closeSent || this.#finished) {
+    if (this.closing()) {
       throw new TypeError("Cannot ping: the connection is closing");
     }
     const key = payload.join();
@@ -759,7 +759,7 @@ class Session<S extends boolean>
 
   /** Sends a message from the writable, or from a pipe into it. */
   send(message: MessageInput): void | Promise<void> {
-    if (this.#closeSent || this.#finished) {
+    if (this.closing()) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
     return this.#encoder!.send(message);
@@ -863,7 +863,7 @@ class Session<S extends boolean>
   }
 
   #sendPong(): void {
-    if (this.#closeSent || this.#finished) {
+    if (this.closing()) {
       this.#pendingPong = null;
       return;
     }
@@ -878,7 +878,7 @@ class Session<S extends boolean>
   }
 
   #sendClose(info: { closeCode?: number; reason?: string }): void {
-    if (this.#closeSent || this.#finished) return;
+    if (this.closing()) return;
     this.#closeSent = true;
     const pong = this.#pendingPong;
     this.#pendingPong = null;
@@ -1098,7 +1098,7 @@ class Session<S extends boolean>
   }
 
   #startTimers(): void {
-    if (this.#closeSent || this.#finished) return;
+    if (this.closing()) return;
     const heartbeat = this.#options.heartbeat;
     if (heartbeat !== undefined && heartbeat.interval > 0) {
       this.#scheduleHeartbeat(heartbeat);
