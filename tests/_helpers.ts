@@ -70,6 +70,24 @@ export function duplexPair(): [MemoryEnd, MemoryEnd] {
   ];
 }
 
+/**
+ * Resolves once `condition()` holds, checking every 10 ms; rejects with
+ * `what` if it does not within `ms`. For state another part of the process
+ * updates in its own event (a socket's write callbacks), with no promise to
+ * wait on.
+ */
+export async function eventually(
+  condition: () => boolean,
+  what: string,
+  ms = 2000,
+): Promise<void> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Pseudo-random bytes, the same for the same seed. */
 export function payload(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);
