@@ -5,6 +5,7 @@
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { stripVTControlCharacters } from "node:util";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) =>
@@ -12,11 +13,28 @@ const bin = (name) =>
 const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
 
 const counts = (pass, fail) => ({ pass: Number(pass), fail: Number(fail) });
-// Each match's groups, the last first: "name", or "name (where)".
-const matches = (text, pattern) =>
-  [...text.matchAll(pattern)].map(([, ...groups]) =>
-    groups.length === 1 ? groups[0] : `${groups[1]} (${groups[0]})`
-  );
+
+// A failure's error, short: no stack frames, no source excerpts, no blank
+// lines, at most 16 lines. CI shows only the last screen of a run.
+const excerpt = (lines) =>
+  lines
+    .map((line) => line.trimEnd())
+    .filter((line) =>
+      line.trim() !== "" && !/^\s*(at |\d+ \| |\^$)/.test(line.trimStart())
+    )
+    .slice(0, 16)
+    .map((line) => line.slice(0, 160));
+
+// Failures as [name, error lines], from a section of blocks that each begin
+// with a line matching `head`; `read` turns a block's lines into one.
+const blocks = (section, head, read) =>
+  section.split(new RegExp(`\n(?=${head.source})`, "m"))
+    .map((block) => block.split("\n"))
+    .filter(([first]) => head.test(first))
+    .map(read);
+
+// What comes before a Bun failure's error: the test before, or the file.
+const BUN_HEAD = /^\((pass|fail|skip|todo)\) |^[\w./-]+\.[cm]?[jt]sx?:$/;
 
 const steps = [
   {
@@ -42,11 +60,16 @@ const steps = [
       const fail = out.match(/^ℹ fail (\d+)$/m);
       return pass && fail ? counts(pass[1], fail[1]) : null;
     },
-    // The spec reporter repeats every failure after "✖ failing tests:".
+    // The spec reporter repeats every failure, with its error, after
+    // "✖ failing tests:": "test at WHERE", "✖ NAME (TIME)", the error.
     failures: (out) =>
-      matches(
+      blocks(
         out.split("✖ failing tests:")[1] ?? "",
-        /^test at (.+)\n\s*✖ (.+?)(?: \(\d.*)?$/gm,
+        /^test at /,
+        ([where, name, ...error]) => [
+          `${name.replace(/^\s*✖ | \(\d[^)]*\)$/g, "")} (${where.slice(8)})`,
+          excerpt(error),
+        ],
       ),
   },
   {
@@ -58,8 +81,13 @@ const steps = [
       );
       return m ? counts(m[1], m[3]) : null;
     },
+    // Under ERRORS, each failure is "NAME => WHERE" and its error.
     failures: (out) =>
-      matches(out.split(/^\s*FAILURES\s*$/m)[1] ?? "", /^(.+ => .+)$/gm),
+      blocks(
+        out.split(/^\s*ERRORS\s*$/m)[1]?.split(/^\s*FAILURES\s*$/m)[0] ?? "",
+        /^\S.* => \S+:\d+:\d+$/,
+        ([name, ...error]) => [name, excerpt(error)],
+      ),
   },
   {
     name: "bun test",
@@ -71,7 +99,16 @@ const steps = [
       const fail = out.match(/^\s*(\d+) fail$/m);
       return pass && fail ? counts(pass[1], fail[1]) : null;
     },
-    failures: (out) => matches(out, /^\(fail\) (.+)$/gm),
+    // Bun prints a failure's error, then "(fail) NAME [TIME]".
+    failures: (out) => {
+      const lines = out.split("\n");
+      return lines.flatMap((line, i) => {
+        if (!line.startsWith("(fail) ")) return [];
+        let start = i;
+        while (start > 0 && !BUN_HEAD.test(lines[start - 1])) start--;
+        return [[line.slice(7), excerpt(lines.slice(start, i))]];
+      });
+    },
   },
   { name: "deno lint", command: [bin("deno"), "lint"] },
   { name: "deno fmt --check", command: [bin("deno"), "fmt", "--check"] },
@@ -101,7 +138,9 @@ for (const step of steps) {
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const ok = result.status === 0;
   if (step.parse) {
-    const c = step.parse(output);
+    // Deno colours its report whatever NO_COLOR says.
+    const plain = stripVTControlCharacters(output);
+    const c = step.parse(plain);
     if (c === null) {
       failed++;
       summary.push(
@@ -116,10 +155,15 @@ for (const step of steps) {
     summary.push(
       `${step.name}: ${c.pass} passed, ${fail} failed [${seconds}s]`,
     );
-    // The names of what failed, so the last screen of a red run says which.
+    // What failed, and why for the first few, so the last screen of a red
+    // run says it.
     if (c.fail > 0) {
-      for (const name of new Set(step.failures(output))) {
+      const seen = new Set();
+      for (const [name, error] of step.failures(plain)) {
+        if (seen.has(name)) continue;
+        seen.add(name);
         summary.push(`  failed: ${name}`);
+        if (seen.size <= 5) summary.push(...error.map((l) => `    | ${l}`));
       }
     }
   } else {
