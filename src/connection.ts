@@ -778,11 +778,6 @@ class Session<S extends boolean>
     this.#sendClose({});
   }
 
-  /** For the message decoder: a decoding error, or the input failed. */
-  onError(reason: unknown): void {
-    this.#onReadError(reason);
-  }
-
   /** Whether the peer's Close frame has arrived. */
   closeReceived(): boolean {
     return this.#closeReceived !== null;
@@ -944,11 +939,11 @@ class Session<S extends boolean>
     try {
       ending = this.#frameDecoder!.end();
     } catch (error) {
-      this.#onReadError(error);
+      this.onError(error);
       return;
     }
     if (ending === undefined) this.#onReadEnd();
-    else ending.then(() => this.#onReadEnd(), (e) => this.#onReadError(e));
+    else ending.then(() => this.#onReadEnd(), (e) => this.onError(e));
   }
 
   /** Reading the transport failed. */
@@ -957,12 +952,12 @@ class Session<S extends boolean>
     if (!this.#reading) return;
     this.#reading = false;
     this.#frameDecoder!.abort(error);
-    this.#onReadError(error);
+    this.onError(error);
   }
 
   #readFailed(error: unknown): void {
     this.#reading = false;
-    this.#onReadError(error);
+    this.onError(error);
   }
 
   #transportReadDone(): void {
@@ -1005,7 +1000,11 @@ class Session<S extends boolean>
     }
   }
 
-  #onReadError(error: unknown): void {
+  /**
+   * Reading failed: a decoding error (the message decoder reports it here),
+   * or the transport's input did.
+   */
+  onError(error: unknown): void {
     if (this.#finished) return;
     if (this.#closeReceived !== null && this.#error === null) {
       // §5.5.1: nothing counts after the peer's Close, not even bytes that
