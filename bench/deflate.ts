@@ -439,16 +439,15 @@ async function main(): Promise<void> {
       const ours = runs[`ours ${size}`];
       const ws = runs[`ws ${size}`];
       const ratios = ours.map((run, i) => run.perSecond / ws[i].perSecond);
-      const cpu = (list: Record<string, number>[]) =>
-        median(list.map((run) => run.cpu)).toFixed(2);
+      // A server's median rate, and the generator's median CPU use.
+      const rate = (list: Record<string, number>[]) =>
+        `${si(median(list.map((run) => run.perSecond)))} msg/s (gen CPU ${
+          median(list.map((run) => run.cpu)).toFixed(2)
+        })`;
       rows.push([
         `echo ${bytes(size)} text, ${conns} × ${inflight}`,
-        `${si(median(ours.map((run) => run.perSecond)))} msg/s (gen CPU ${
-          cpu(ours)
-        })`,
-        `${si(median(ws.map((run) => run.perSecond)))} msg/s (gen CPU ${
-          cpu(ws)
-        })`,
+        rate(ours),
+        rate(ws),
         `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${
           Math.max(...ratios).toFixed(2)
         })`,
