@@ -13,7 +13,10 @@
 //   back one compressed message (so both ends hold their zlib contexts),
 //   then idle; the server's resident set (/proc/PID/status VmRSS) before
 //   and after, divided by 1,000. The same without compression offered
-//   shows how much of it is the connection itself.
+//   shows how much of it is the connection itself. On V8 the figure also
+//   holds young-generation growth: V8 doubles that space each time the
+//   bytes surviving its collections outgrow it, so a server that keeps
+//   more per connection pays more than its heap snapshot shows.
 //
 //   node bench/deflate.ts [node|deno|bun|all ...] [--quick]
 //     [--sizes=4096,65536] [--conns=16] [--inflight=4] [--idle=1000]
@@ -24,6 +27,15 @@
 // median of the rounds' ratios, with their range: on this machine, one run
 // of one server and then one of the other gave 64 KiB ratios from 0.89 to
 // 1.03 on the same code.
+//
+// On Node, the 64 KiB rates follow V8's garbage collector more than either
+// library's code. Both servers allocate about 166 KiB of buffers (zlib's
+// and the socket's) per echo, and V8 counts those allocated since its last
+// full collection as old generation when it decides to start the next.
+// A server that settles into full collections every ~100 ms runs ~5-10%
+// slower than one that gets by with young-generation collections. Ours has
+// settled into the first in every traced run, ws mostly into the second
+// (0 to 9 full collections per 2.5 s); --trace-gc on a server shows which.
 //
 // The generator inflates the echoes, so it can be the limit: its CPU use is
 // printed (near 1.00: the generator, not the server, set
