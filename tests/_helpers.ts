@@ -88,6 +88,24 @@ export async function eventually(
   }
 }
 
+/** Sorted cut positions in 0..length, from raw generated numbers. */
+export function positions(raw: readonly number[], length: number): number[] {
+  return raw.map((n) => n % (length + 1)).sort((a, b) => a - b);
+}
+
+/**
+ * Copies of the pieces of `bytes` between the cuts (raw generated numbers,
+ * any order; a repeated position makes an empty piece).
+ */
+export function cut(bytes: Uint8Array, raw: readonly number[]): Uint8Array[] {
+  const edges = [0, ...positions(raw, bytes.length), bytes.length];
+  const pieces: Uint8Array[] = [];
+  for (let i = 0; i + 1 < edges.length; i++) {
+    pieces.push(bytes.slice(edges[i], edges[i + 1]));
+  }
+  return pieces;
+}
+
 /** Pseudo-random bytes, the same for the same seed. */
 export function payload(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);

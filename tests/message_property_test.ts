@@ -32,7 +32,15 @@ import {
   type MessageInput,
 } from "../src/message_encoder_stream.ts";
 import { Opcode } from "../src/opcode.ts";
-import { collect, concat, frame, linked, streamOf } from "./_helpers.ts";
+import {
+  collect,
+  concat,
+  cut,
+  frame,
+  linked,
+  positions,
+  streamOf,
+} from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -48,21 +56,6 @@ function bytesOf(message: Message): Uint8Array {
 
 function typeOfMessage(message: Message): MessageType {
   return typeof message === "string" ? "text" : "binary";
-}
-
-/** Sorted cut positions in 0..length, from raw generated numbers. */
-function positions(raw: readonly number[], length: number): number[] {
-  return raw.map((n) => n % (length + 1)).sort((a, b) => a - b);
-}
-
-/** Copies of the pieces of `bytes` between the cuts; empty pieces allowed. */
-function cut(bytes: Uint8Array, raw: readonly number[]): Uint8Array[] {
-  const edges = [0, ...positions(raw, bytes.length), bytes.length];
-  const pieces: Uint8Array[] = [];
-  for (let i = 0; i + 1 < edges.length; i++) {
-    pieces.push(bytes.slice(edges[i], edges[i + 1]));
-  }
-  return pieces;
 }
 
 /** How the wire is cut into chunks: one byte each, or at raw positions. */

@@ -16,6 +16,7 @@ import {
   isValidUtf8,
   Utf8Validator,
 } from "../src/_utf8.ts";
+import { cut } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -246,19 +247,6 @@ function validatorFailsAt(pieces: Uint8Array[]): number {
     if (!validator.push(pieces[i])) return i;
   }
   return validator.end() ? -1 : pieces.length;
-}
-
-/** `bytes` cut at `cuts` (positions, any order, repeats making empty pieces). */
-function cut(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const at = cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b);
-  const pieces = [];
-  let start = 0;
-  for (const end of at) {
-    pieces.push(bytes.subarray(start, end));
-    start = end;
-  }
-  pieces.push(bytes.subarray(start));
-  return pieces;
 }
 
 test("Utf8Validator fails at the piece where a streaming fatal TextDecoder fails, for every cut of every edge case", () => {
