@@ -29,7 +29,8 @@ const VERSION = "13";
  * On the server (in {@linkcode UpgradeRefused}): `method_not_allowed`
  * (405), `unsupported_version` (426), `forbidden_origin` (403), `refused`
  * (the `accept` hook's status), `too_many_headers` and `head_too_large`
- * (431, from the `node:http` adapter) and the rest 400. On the client (from
+ * (431, from the `node:http` adapter), `handshake_timeout` (503, hooks that
+ * took longer than the adapter's `handshakeTimeout`) and the rest 400. On the client (from
  * {@linkcode verifyResponse}): `unexpected_status`, `invalid_upgrade`,
  * `invalid_connection`, `invalid_accept`, `unexpected_protocol`,
  * `invalid_extensions` and `unexpected_extension`.
@@ -49,6 +50,7 @@ export type HandshakeErrorCode =
   | "refused"
   | "too_many_headers"
   | "head_too_large"
+  | "handshake_timeout"
   | "unexpected_status"
   | "invalid_response"
   | "invalid_accept"
@@ -543,14 +545,25 @@ function isNonce(key: string): boolean {
   return true;
 }
 
+// The request's authority, or null if it has none that is valid. RFC 9112
+// §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+// HTTP/1.1 request message that lacks a Host header field and to any
+// request message that contains more than one Host header field line or a
+// Host header field with an invalid field value." (Two lines reach here
+// joined by a comma, which normalizeHost refuses.)
 function hostOf(request: UpgradeRequest): string | null {
   const host = request.headers.get("host");
-  if (host !== null || request.url === undefined) return host;
-  try {
-    return new URL(request.url).host;
-  } catch {
-    return null;
+  if (host === null) {
+    // A Fetch request (Deno.serve, Bun.serve) may carry its authority in
+    // its URL only.
+    if (request.url === undefined) return null;
+    try {
+      return new URL(request.url).host || null;
+    } catch {
+      return null;
+    }
   }
+  return host !== "" && normalizeHost(host, "http:") !== null ? host : null;
 }
 
 // The host and port of `authority` as the URL parser normalizes them for
@@ -558,10 +571,11 @@ function hostOf(request: UpgradeRequest): string | null {
 function normalizeHost(authority: string, scheme: string): string | null {
   for (let i = 0; i < authority.length; i++) {
     const code = authority.charCodeAt(i);
-    // Only a host and port: no path, query, fragment, userinfo or spaces.
+    // Only a host and port: no path, query, fragment, userinfo, spaces,
+    // or the comma that joins two header lines.
     if (
       code <= 0x20 || code === 0x2f || code === 0x3f || code === 0x23 ||
-      code === 0x40 || code === 0x5c || code >= 0x7f
+      code === 0x40 || code === 0x5c || code === 0x2c || code >= 0x7f
     ) return null;
   }
   try {
@@ -692,7 +706,7 @@ function check(request: UpgradeRequest): string {
   }
   // §4.2.1 item 2: "A |Host| header field containing the server's authority."
   if (hostOf(request) === null) {
-    refuse("missing_host", 400, "the Host header is missing");
+    refuse("missing_host", 400, "the Host header is missing or invalid");
   }
   // §4.2.1 item 5, and §11.3.1: "The |Sec-WebSocket-Key| header field MUST
   // NOT appear more than once in an HTTP request" (two would be joined by

@@ -40,7 +40,9 @@ import {
   type HeadLimits,
 } from "../_http.ts";
 import { type NodeSocket, nodeSocketDuplex } from "../_node_socket.ts";
+import { checkTime } from "../_options.ts";
 import {
+  DEFAULT_CLOSE_TIMEOUT,
   type HandshakeResult,
   WebSocketConnection,
   type WebSocketConnectionOptions,
@@ -52,6 +54,7 @@ import {
   refusalResponse,
   type UpgradeRefused,
   type UpgradeRequest,
+  type UpgradeResult,
 } from "../handshake.ts";
 import {
   checkPerMessageDeflateOptions,
@@ -75,7 +78,39 @@ export interface NodeUpgradeOptions<S extends boolean = false>
   extends
     AcceptUpgradeOptions<UpgradeRequest>,
     HeadLimits,
-    Omit<WebSocketConnectionOptions<S>, "role" | "url"> {}
+    Omit<WebSocketConnectionOptions<S>, "role" | "url"> {
+  /**
+   * Milliseconds the `accept` and `extensions` hooks may take. A handshake
+   * still undecided then is refused with 503 and its socket dropped, so a
+   * hook that hangs does not hold connections. (The request head's own
+   * time is `node:http`'s `headersTimeout`, which {@linkcode serve} sets.)
+   *
+   * @default {10000}
+   */
+  handshakeTimeout?: number;
+}
+
+/** The default of {@linkcode NodeUpgradeOptions.handshakeTimeout}. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+// The hooks' decision, or a refusal once `timeout` ms have passed.
+function withTimeout(
+  decision: Promise<UpgradeResult>,
+  timeout: number,
+): Promise<UpgradeResult> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<UpgradeResult>((resolve) => {
+    timer = setTimeout(() =>
+      resolve({
+        ok: false,
+        code: "handshake_timeout",
+        status: 503,
+        reason: `Cannot upgrade: the handshake took more than ${timeout} ms`,
+        headers: new Headers(),
+      }), timeout);
+  });
+  return Promise.race([decision, late]).finally(() => clearTimeout(timer));
+}
 
 /**
  * Answers a `node:http` server's `'upgrade'` event: checks the handshake
@@ -126,6 +161,12 @@ export function upgrade<S extends boolean = false>(
   head: Uint8Array,
   options: NodeUpgradeOptions<S> = {},
 ): WebSocketConnection<S> {
+  // node:http removes its own 'error' listener before it emits 'upgrade',
+  // and an 'error' no one listens to crashes the process: a peer that
+  // resets the connection while the handshake is refused, or while an
+  // async hook runs, must not. This listener stays until the transport
+  // takes the socket over with its own.
+  socket.on("error", ignoreError);
   const headers = new Headers();
   const raw = request.rawHeaders;
   const tooLarge = checkHead(request, options);
@@ -137,9 +178,9 @@ export function upgrade<S extends boolean = false>(
     // A header the Fetch API cannot hold: left out, so the handshake checks
     // refuse what is missing with a 400.
   }
-  const url = `http://${headers.get("host") ?? "localhost"}${
-    request.url ?? "/"
-  }`;
+  // No Host, or an empty one, makes no URL: the handshake refuses it (400).
+  const host = headers.get("host");
+  const url = host ? `http://${host}${request.url ?? "/"}` : undefined;
   const upgradeRequest: UpgradeRequest = {
     method: request.method ?? "GET",
     headers,
@@ -153,6 +194,9 @@ export function upgrade<S extends boolean = false>(
       "Cannot upgrade: perMessageDeflate and an extensions hook cannot both be given",
     );
   }
+  if (options.handshakeTimeout !== undefined) {
+    checkTime("handshakeTimeout", options.handshakeTimeout);
+  }
   const transport = handshake(
     upgradeRequest,
     socket,
@@ -165,18 +209,35 @@ export function upgrade<S extends boolean = false>(
   return new WebSocketConnection(transport, {
     ...options,
     role: "server",
-    url,
+    url: url ?? "",
   });
+}
+
+function ignoreError(): void {
+  // The socket is destroyed by then; the handshake finds it so.
 }
 
 async function handshake(
   request: UpgradeRequest,
   socket: NodeSocket,
   head: Uint8Array,
-  options: AcceptUpgradeOptions<UpgradeRequest>,
+  options: AcceptUpgradeOptions<UpgradeRequest> & {
+    handshakeTimeout?: number;
+    closeTimeout?: number;
+  },
   refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
-  const result = refused ?? await acceptUpgrade(request, options);
+  const result = refused ??
+    await withTimeout(
+      acceptUpgrade(request, options),
+      options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    );
+  if (socket.destroyed) {
+    throw new HandshakeError("The socket closed during the handshake", {
+      code: "refused",
+      status: 0,
+    });
+  }
   if (!result.ok) {
     const response = result.response ?? refusalResponse(result);
     const body = new Uint8Array(await response.arrayBuffer());
@@ -188,6 +249,13 @@ async function handshake(
     );
     socket.write(body);
     socket.end();
+    // A peer that neither reads the refusal nor hangs up is not waited on
+    // for longer than a closing connection would be.
+    const linger = setTimeout(
+      () => socket.destroy(),
+      options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+    );
+    socket.on("close", () => clearTimeout(linger));
     throw new HandshakeError(
       `Refused the WebSocket handshake: ${result.reason}`,
       {
@@ -196,13 +264,8 @@ async function handshake(
       },
     );
   }
-  if (socket.destroyed) {
-    throw new HandshakeError("The socket closed during the handshake", {
-      code: "refused",
-      status: 0,
-    });
-  }
   const duplex = nodeSocketDuplex(socket);
+  socket.off("error", ignoreError);
   socket.write(formatResponseHead(101, "Switching Protocols", result.headers));
   // Assigned, not spread: the duplex is wired straight to the socket unless
   // its streams are asked for.
