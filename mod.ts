@@ -56,6 +56,12 @@ export {
   type WebSocketOpenInfo,
 } from "./src/connection.ts";
 export {
+  serve,
+  type ServeAddress,
+  type ServeOptions,
+  type WebSocketServer,
+} from "./src/serve.ts";
+export {
   WebSocketError,
   type WebSocketErrorCode,
   type WebSocketErrorOptions,

@@ -39,6 +39,9 @@ import {
   type PerMessageDeflateOptions,
 } from "./permessage_deflate.ts";
 
+/** How long a close handshake may take, by default, in milliseconds. */
+export const DEFAULT_CLOSE_TIMEOUT = 5000;
+
 /** A two-way byte stream: a TCP or TLS socket, an HTTP/2 stream, a pipe. */
 export interface ByteDuplex {
   /** Bytes from the peer. */
@@ -413,6 +416,9 @@ class MessageSink
   }
 }
 
+// Set by WebSocketConnection, which alone reaches its session.
+let closeGoingAway: (ws: WebSocketConnection<boolean>) => void;
+
 /**
  * A WebSocket connection over a byte duplex, in either role: the object
  * every entry point of this library returns. Its shape is the WHATWG
@@ -506,6 +512,19 @@ export class WebSocketConnection<S extends boolean = false> {
   ping(data?: Uint8Array | string): Promise<void> {
     return this.#session.ping(data);
   }
+
+  static {
+    closeGoingAway = (ws) => ws.#session.goAway();
+  }
+}
+
+/**
+ * Starts the close handshake with 1001 (going away), as a server that shuts
+ * down does. `close()` takes only the codes an application may send (1000
+ * and 3000–4999, as in the WHATWG API); this is the server's own.
+ */
+export function goAway(ws: WebSocketConnection<boolean>): void {
+  closeGoingAway(ws);
 }
 
 // A connection's state and wiring, behind WebSocketConnection. Its parts
@@ -579,7 +598,7 @@ class Session<S extends boolean>
     this.#options = options;
     this.#closeTimeout = checkTime(
       "closeTimeout",
-      options.closeTimeout ?? 5000,
+      options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
     );
     if (options.idleTimeout !== undefined) {
       checkTime("idleTimeout", options.idleTimeout);
@@ -616,14 +635,22 @@ class Session<S extends boolean>
     }
   }
 
+  goAway(): void {
+    this.#closeWith({ closeCode: 1001 });
+  }
+
   close(options: WebSocketCloseOptions): void {
-    const { closeCode, reason = "" } = options;
-    checkClose(closeCode, reason);
+    checkClose(options.closeCode, options.reason ?? "");
+    this.#closeWith(options);
+  }
+
+  #closeWith(options: WebSocketCloseOptions): void {
     if (this.#transport === null) {
       // Still connecting: close as soon as it opens.
       this.#pendingClose ??= options;
       return;
     }
+    const { closeCode, reason = "" } = options;
     // A reason needs a code: as in the WHATWG API, it is then 1000.
     if (closeCode === undefined && reason === "") this.#sendClose({});
     else this.#sendClose({ closeCode: closeCode ?? 1000, reason });
@@ -754,7 +781,7 @@ class Session<S extends boolean>
     if (head !== undefined && head.length > 0) this.data(head);
     wire.start(this);
     const pending = this.#pendingClose;
-    if (pending !== null) this.close(pending);
+    if (pending !== null) this.#closeWith(pending);
   }
 
   /** Sends a message from the writable, or from a pipe into it. */
