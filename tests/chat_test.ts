@@ -7,13 +7,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { WebSocketStream } from "../src/client.ts";
 import { WebSocketConnection } from "../src/connection.ts";
-import { ChatCloseCode, ChatHub } from "../examples/chat/hub.ts";
-import { parseCommand } from "../examples/chat/protocol.ts";
+import {
+  ChatCloseCode,
+  ChatHub,
+  MAX_ROOMS_PER_CLIENT,
+} from "../examples/chat/hub.ts";
+import { nicknameKey, parseCommand } from "../examples/chat/protocol.ts";
 import {
   type ChatServerOptions,
   createChatServer,
 } from "../examples/chat/server.ts";
-import { duplexPair } from "./_helpers.ts";
+import { duplexPair, eventually } from "./_helpers.ts";
 import { deadline, type Scope, within } from "./_interop.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -78,6 +82,67 @@ async function join(scope: Scope, url: string, room: string, nick: string) {
   const welcome = await client.next();
   assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
   return { client, welcome };
+}
+
+interface HubClient {
+  connection: WebSocketConnection;
+  /** Sends one command, as JSON. */
+  send(command: unknown): Promise<void>;
+  /** The next event from the hub. */
+  next(): Promise<Event>;
+  /** Asks to join, and returns the answer: a welcome or an error. */
+  join(room: string, nick: string): Promise<Event>;
+  /** Closes the connection, and waits until the hub has let it go. */
+  leave(): Promise<void>;
+}
+
+// A client of `hub` over in-memory pipes, connecting as `client` (whom
+// the server would name: an address). The hub's own tests use these where
+// a real socket would add nothing.
+async function hubClient(
+  scope: Scope,
+  hub: ChatHub,
+  client?: string,
+): Promise<HubClient> {
+  const [near, far] = duplexPair();
+  const accepted = hub.accept(
+    new WebSocketConnection(far, { role: "server" }),
+    { client },
+  );
+  const connection = new WebSocketConnection(near, { role: "client" });
+  const close = async () => {
+    try {
+      connection.close({ closeCode: 1000 });
+    } catch {
+      // Closed already.
+    }
+    await connection.closed.catch(() => {});
+    await accepted;
+  };
+  scope.defer(close);
+  const { readable, writable } = await deadline(
+    connection.opened,
+    5000,
+    "open",
+  );
+  const reader = readable.getReader();
+  const writer = writable.getWriter();
+  const send = (command: unknown) => writer.write(JSON.stringify(command));
+  const next = async () => {
+    const { done, value } = await deadline(reader.read(), 5000, "an event");
+    if (done) throw new Error("the connection ended before the next event");
+    return JSON.parse(value as string);
+  };
+  return {
+    connection,
+    send,
+    next,
+    async join(room, nick) {
+      await send({ type: "join", room, nick });
+      return next();
+    },
+    leave: close,
+  };
 }
 
 test("chat: two clients join a room, hear of each other and exchange messages", async () => {
@@ -375,4 +440,225 @@ test("parseCommand accepts the protocol's commands and nothing else", () => {
   ) {
     assert.equal(parseCommand(bad).type, "invalid", bad);
   }
+});
+
+test("parseCommand shows a nickname as typed, less spaces and invisible characters, and refuses control characters and mixed scripts", () => {
+  const joining = (nick: string) =>
+    parseCommand(JSON.stringify({ type: "join", room: "r", nick }));
+  for (
+    const [typed, shown] of [
+      [" ada ", "ada"],
+      ["a\u200Bda", "ada"], // a zero-width space
+      ["\u202Eada\u2066", "ada"], // Bidi controls
+      ["ADA", "ADA"],
+      ["zoe\u0308", "zo\u00EB"], // composed
+      ["ada_2.0", "ada_2.0"], // digits and punctuation belong to no script
+      ["\u0430\u0501\u0430", "\u0430\u0501\u0430"], // all Cyrillic
+      ["\u5C71\u7530\u30E6\u30AD", "\u5C71\u7530\u30E6\u30AD"], // Han and Katakana
+    ]
+  ) {
+    assert.deepEqual(
+      joining(typed),
+      { type: "join", room: "r", nick: shown },
+      JSON.stringify(typed),
+    );
+  }
+  for (
+    const [typed, reason] of [
+      ["a\u0000da", "a nickname cannot contain control characters"],
+      ["ada\n", "a nickname cannot contain control characters"],
+      ["\u0430da", "a nickname cannot mix scripts: Cyrillic and Latin"],
+      ["ad\u03B1", "a nickname cannot mix scripts: Latin and Greek"],
+      ["ada\u5C71", "a nickname cannot mix scripts: Latin and another script"],
+      [
+        "\u200B\u200D",
+        "a nickname is 1 to 24 letters, digits, '_', '-' or '.'",
+      ],
+    ]
+  ) {
+    assert.deepEqual(
+      joining(typed),
+      { type: "invalid", reason },
+      JSON.stringify(typed),
+    );
+  }
+});
+
+test("nicknameKey makes case variants, look-alikes and invisible characters collide, and nothing else", () => {
+  for (
+    const [a, b] of [
+      ["ada", "ADA"],
+      ["ada", "a\u200Bda"],
+      ["ada", " ada "],
+      ["ada", "\uFF41\uFF44\uFF41"], // full-width
+      ["ada", "\u{1D41A}\u{1D41D}\u{1D41A}"], // mathematical bold
+      ["ada", "\u0430\u0501\u0430"], // Cyrillic
+      ["ada", "\u0430da"], // mixed: parseCommand refuses it, but the key holds
+      ["paypal", "\u0440\u0430\u0443\u0440\u0430\u04CF"], // Cyrillic
+      ["NEO", "\u039D\u0395\u039F"], // Greek capitals
+      ["NEO", "\u03BD\u03B5\u03BF"], // the same, small
+      ["bob", "b0b"],
+      ["alex", "a1ex"],
+      ["alex", "aIex"],
+      ["moe", "rnoe"],
+      ["zo\u00EB", "zoe\u0308"],
+      ["zo\u00EB", "z\u043E\u0451"], // Cyrillic o and yo
+    ]
+  ) {
+    assert.equal(
+      nicknameKey(b),
+      nicknameKey(a),
+      `${a} and ${JSON.stringify(b)}`,
+    );
+  }
+  for (
+    const [a, b] of [
+      ["ada", "adb"],
+      ["ada", "ana"],
+      ["ada", "\u00E1da"],
+      ["ada", "ada2"],
+      ["bob", "bop"],
+    ]
+  ) {
+    assert.notEqual(nicknameKey(b), nicknameKey(a), `${a} and ${b}`);
+  }
+});
+
+test("ChatHub refuses a nickname that looks like one in the room as taken, and shows each as typed", async () => {
+  await within(20_000, "chat look-alikes", async (scope) => {
+    const hub = new ChatHub({ heartbeatInterval: 0 });
+    scope.defer(() => hub.close());
+    const ada = await hubClient(scope, hub);
+    assert.equal((await ada.join("lobby", "ada")).type, "welcome");
+
+    const other = await hubClient(scope, hub);
+    for (
+      const [nick, reason] of [
+        [
+          "\u0430\u0501\u0430",
+          "the nickname \u0430\u0501\u0430 is taken in lobby: it looks like ada",
+        ],
+        ["ADA", "the nickname ADA is taken in lobby: it looks like ada"],
+        ["a\u200Bda", "the nickname ada is taken in lobby"],
+        ["ada ", "the nickname ada is taken in lobby"],
+        ["\u0430da", "a nickname cannot mix scripts: Cyrillic and Latin"],
+      ]
+    ) {
+      assert.deepEqual(
+        await other.join("lobby", nick),
+        { type: "error", reason },
+        JSON.stringify(nick),
+      );
+    }
+    const welcome = await other.join("lobby", "Bob ");
+    assert.deepEqual([welcome.type, welcome.nick, welcome.members], [
+      "welcome",
+      "Bob",
+      ["ada", "Bob"],
+    ]);
+    assert.equal((await ada.next()).nick, "Bob");
+    assert.deepEqual(hub.rooms, { lobby: ["ada", "Bob"] });
+  });
+});
+
+test("ChatHub refuses a client past MAX_ROOMS_PER_CLIENT rooms, and counts each until its last member leaves", async () => {
+  await within(20_000, "chat rooms per client", async (scope) => {
+    const hub = new ChatHub({ heartbeatInterval: 0 });
+    scope.defer(() => hub.close());
+    const host = "192.0.2.1";
+    const created: HubClient[] = [];
+    for (let i = 1; i <= MAX_ROOMS_PER_CLIENT; i++) {
+      const client = await hubClient(scope, hub, host);
+      assert.equal((await client.join(`r${i}`, "ada")).type, "welcome");
+      created.push(client);
+    }
+    const refused = (room: string) => ({
+      type: "error",
+      reason:
+        `cannot create room ${room}: one client may have at most ${MAX_ROOMS_PER_CLIENT} rooms open`,
+    });
+    const late = await hubClient(scope, hub, host);
+    assert.deepEqual(await late.join("r4", "ada"), refused("r4"));
+    // Joining a room is not creating one.
+    assert.equal((await late.join("r1", "bob")).type, "welcome");
+    // Another client has rooms of its own.
+    const eve = await hubClient(scope, hub, "192.0.2.2");
+    assert.equal((await eve.join("r4", "eve")).type, "welcome");
+
+    // r1 counts against its creator while anyone is in it...
+    await created[0].leave();
+    assert.deepEqual(hub.rooms.r1, ["bob"]);
+    const again = await hubClient(scope, hub, host);
+    assert.deepEqual(await again.join("r5", "ada"), refused("r5"));
+    // ...and closes when the last one leaves, which frees its place.
+    await late.leave();
+    await eventually(() => !("r1" in hub.rooms), "r1 closes");
+    assert.equal((await again.join("r5", "ada")).type, "welcome");
+    assert.deepEqual(hub.rooms, {
+      r2: ["ada"],
+      r3: ["ada"],
+      r4: ["eve"],
+      r5: ["ada"],
+    });
+  });
+});
+
+test("ChatHub: a hundred idle connections from one client, each creating a room, leave room for a newcomer", async () => {
+  await within(30_000, "chat idle flood", async (scope) => {
+    // The default maxRooms: 100.
+    const hub = new ChatHub({ heartbeatInterval: 0 });
+    scope.defer(() => hub.close());
+    const flood = await Promise.all(
+      Array.from({ length: 100 }, () => hubClient(scope, hub, "192.0.2.66")),
+    );
+    const answers = await Promise.all(
+      flood.map((client, i) => client.join(`flood${i}`, "bot")),
+    );
+    const welcomed = answers.filter(({ type }) => type === "welcome");
+    assert.equal(welcomed.length, MAX_ROOMS_PER_CLIENT);
+    assert.equal(Object.keys(hub.rooms).length, MAX_ROOMS_PER_CLIENT);
+
+    const newcomer = await hubClient(scope, hub, "192.0.2.7");
+    assert.equal((await newcomer.join("lobby", "ada")).type, "welcome");
+  });
+});
+
+test("ChatHub gives a newcomer's room the place of the one quiet longest, once every room is taken and that one has been idle for roomIdleTimeout", async () => {
+  await within(20_000, "chat idle rooms", async (scope) => {
+    let clock = 0;
+    const hub = new ChatHub({
+      heartbeatInterval: 0,
+      maxRooms: 3,
+      roomIdleTimeout: 60_000,
+      now: () => clock,
+    });
+    scope.defer(() => hub.close());
+    // Three clients, a room each: r1 at 0 s, r2 at 1 s, r3 at 2 s.
+    const holders: HubClient[] = [];
+    for (let i = 1; i <= 3; i++) {
+      clock = (i - 1) * 1000;
+      const client = await hubClient(scope, hub, `192.0.2.${i}`);
+      assert.equal((await client.join(`r${i}`, "ada")).type, "welcome");
+      holders.push(client);
+    }
+    // r1 hears a message at 5 s: r2 is now the quietest.
+    clock = 5000;
+    await holders[0].send({ type: "say", text: "still here" });
+    assert.equal((await holders[0].next()).text, "still here");
+
+    const newcomer = await hubClient(scope, hub, "192.0.2.9");
+    clock = 60_000;
+    assert.deepEqual(await newcomer.join("new", "eve"), {
+      type: "error",
+      reason:
+        "cannot create room new: all 3 rooms are in use; join one, or try again later",
+    });
+    clock = 61_000;
+    assert.equal((await newcomer.join("new", "eve")).type, "welcome");
+    assert.deepEqual(await holders[1].connection.closed, {
+      closeCode: ChatCloseCode.RoomClosed,
+      reason: "room closed: idle while the server was full",
+    });
+    assert.deepEqual(hub.rooms, { r1: ["ada"], r3: ["ada"], new: ["eve"] });
+  });
 });

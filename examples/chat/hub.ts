@@ -22,13 +22,35 @@
 // the socket. What a slow client costs the server is thus
 // bounded: `maxQueue` messages, plus the socket's buffers, for at most
 // `closeTimeout` after the queue overflows.
+//
+// Rooms are bounded too, and so is what idle clients can do with them. A
+// room closes when its last member leaves. At most `maxRooms` are open in
+// all. One client (whom the server names: the peer's address, say) may
+// have at most MAX_ROOMS_PER_CLIENT rooms open that it created; a room
+// counts against its creator until it closes, even after the creator
+// left, or two clients could take turns creating rooms and keeping them
+// open for each other. Idle members do hold their rooms: a room nobody
+// speaks in may still be read, and the hub cannot tell a quiet reader from
+// a bot. But only while there is space: once `maxRooms` are open, a new
+// room takes the place of the one that has gone longest without a join or
+// a message, if that is `roomIdleTimeout` or more, and its members are
+// disconnected (4002). Idle connections from one client thus hold three
+// rooms and keep nobody out; to keep others from creating rooms takes
+// `maxRooms / MAX_ROOMS_PER_CLIENT` clients that keep their rooms busy.
 
 import {
   ChatCommandStream,
   type ChatEvent,
   type ChatMessage,
   type Command,
+  nicknameKey,
 } from "./protocol.ts";
+
+/**
+ * Rooms one client may have open that it created; each counts until it
+ * closes (see {@linkcode AcceptOptions.client}).
+ */
+export const MAX_ROOMS_PER_CLIENT = 3;
 
 /** Close codes the chat sends, from the application range. */
 export const ChatCloseCode = {
@@ -36,6 +58,8 @@ export const ChatCloseCode = {
   Shutdown: 1000,
   /** No pong came back before the next heartbeat. */
   NoPong: 4001,
+  /** The client's room was closed: it was idle, and the hub full. */
+  RoomClosed: 4002,
   /** The client's outbox overflowed: it reads too slowly. */
   TooSlow: 4013,
 } as const;
@@ -66,10 +90,28 @@ export interface ChatOptions {
    * the previous one by the next is dropped. 0 turns it off. Default 15000.
    */
   heartbeatInterval?: number;
-  /** Rooms kept at most; the oldest empty one goes first. Default 100. */
+  /** Rooms open at most; a room closes when its last member leaves. Default 100. */
   maxRooms?: number;
+  /**
+   * Milliseconds a room may go without a join or a message before, once
+   * `maxRooms` are open, it makes way for a new one: its members are
+   * disconnected with {@linkcode ChatCloseCode.RoomClosed}. `Infinity`
+   * keeps every room. Default 600000 (ten minutes).
+   */
+  roomIdleTimeout?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
+}
+
+/** Options for {@linkcode ChatHub.accept}. */
+export interface AcceptOptions {
+  /**
+   * Who is connecting, as far as the server can tell: the peer's address,
+   * say. Connections with the same `client` share
+   * {@linkcode MAX_ROOMS_PER_CLIENT}. Default: the connection is a client
+   * of its own, which joins one room only, so the limit never bites.
+   */
+  client?: string;
 }
 
 const noop = () => {};
@@ -77,7 +119,11 @@ const noop = () => {};
 // One connected client.
 class Member {
   readonly socket: ChatSocket;
+  // Whose rooms count together (AcceptOptions.client).
+  readonly client: unknown;
   nick = "";
+  // nicknameKey(nick): its key in room.members.
+  key = "";
   room: Room | null = null;
   awaitingPong = false;
   dropped = false;
@@ -87,9 +133,10 @@ class Member {
   constructor(
     socket: ChatSocket,
     writable: WritableStream<string>,
-    maxQueue: number,
+    { maxQueue, client }: { maxQueue: number; client?: string },
   ) {
     this.socket = socket;
+    this.client = client ?? this;
     let outbox!: ReadableStreamDefaultController<string>;
     new ReadableStream<string>(
       { start: (controller) => void (outbox = controller) },
@@ -123,8 +170,12 @@ class Member {
 
 interface Room {
   readonly name: string;
+  // By nicknameKey: look-alikes collide.
   readonly members: Map<string, Member>;
   readonly history: ChatMessage[];
+  readonly creator: unknown;
+  // When it last saw a join or a message.
+  active: number;
 }
 
 /**
@@ -138,6 +189,7 @@ export class ChatHub {
   readonly #historySize: number;
   readonly #maxQueue: number;
   readonly #maxRooms: number;
+  readonly #roomIdleTimeout: number;
   readonly #now: () => number;
   readonly #heartbeat: ReturnType<typeof setInterval> | undefined;
   #beatTurn: ReturnType<typeof setTimeout> | undefined;
@@ -146,6 +198,7 @@ export class ChatHub {
     this.#historySize = options.historySize ?? 50;
     this.#maxQueue = options.maxQueue ?? 256;
     this.#maxRooms = options.maxRooms ?? 100;
+    this.#roomIdleTimeout = options.roomIdleTimeout ?? 600_000;
     this.#now = options.now ?? Date.now;
     const interval = options.heartbeatInterval ?? 15_000;
     if (interval > 0) {
@@ -157,7 +210,7 @@ export class ChatHub {
   get rooms(): Record<string, string[]> {
     const rooms: Record<string, string[]> = {};
     for (const room of this.#rooms.values()) {
-      rooms[room.name] = [...room.members.keys()];
+      rooms[room.name] = [...room.members.values()].map((m) => m.nick);
     }
     return rooms;
   }
@@ -166,11 +219,14 @@ export class ChatHub {
    * Runs one connection until it ends: its messages flow through
    * {@linkcode ChatCommandStream} into the hub. Never rejects.
    */
-  async accept(socket: ChatSocket): Promise<void> {
+  async accept(socket: ChatSocket, options: AcceptOptions = {}): Promise<void> {
     let member: Member | undefined;
     try {
       const { readable, writable } = await socket.opened;
-      const joined = new Member(socket, writable, this.#maxQueue);
+      const joined = new Member(socket, writable, {
+        maxQueue: this.#maxQueue,
+        client: options.client,
+      });
       member = joined;
       this.#members.add(joined);
       await readable
@@ -221,6 +277,7 @@ export class ChatHub {
           time: this.#now(),
         };
         room.history.push(message);
+        room.active = message.time;
         if (room.history.length > this.#historySize) room.history.shift();
         this.#broadcast(room, message);
         break;
@@ -238,50 +295,99 @@ export class ChatHub {
       });
       return;
     }
-    const room = this.#room(name);
-    if (room === null) {
-      this.#send(member, { type: "error", reason: "too many rooms" });
+    const room = this.#room(name, member.client);
+    if (typeof room === "string") {
+      this.#send(member, { type: "error", reason: room });
       return;
     }
-    if (room.members.has(nick)) {
+    const key = nicknameKey(nick);
+    const taken = room.members.get(key);
+    if (taken !== undefined) {
+      const alike = taken.nick === nick ? "" : `: it looks like ${taken.nick}`;
       this.#send(member, {
         type: "error",
-        reason: `the nickname ${nick} is taken in ${name}`,
+        reason: `the nickname ${nick} is taken in ${name}${alike}`,
       });
       return;
     }
     // Everyone else hears of the newcomer before it hears anything.
-    this.#broadcast(room, { type: "joined", nick, time: this.#now() });
+    const time = this.#now();
+    this.#broadcast(room, { type: "joined", nick, time });
     member.nick = nick;
+    member.key = key;
     member.room = room;
-    room.members.set(nick, member);
+    room.members.set(key, member);
+    room.active = time;
     this.#send(member, {
       type: "welcome",
       room: name,
       nick,
-      members: [...room.members.keys()],
+      members: [...room.members.values()].map((m) => m.nick),
       history: room.history,
     });
   }
 
-  #room(name: string): Room | null {
-    let room = this.#rooms.get(name);
-    if (room !== undefined) return room;
-    if (this.#rooms.size >= this.#maxRooms) {
-      const empty = [...this.#rooms.values()].find((r) => r.members.size === 0);
-      if (empty === undefined) return null;
-      this.#rooms.delete(empty.name);
+  // The room called `name`, created for `client` if need be (see the top
+  // of the file); or why it cannot be.
+  #room(name: string, client: unknown): Room | string {
+    const existing = this.#rooms.get(name);
+    if (existing !== undefined) return existing;
+    let created = 0;
+    let quietest: Room | undefined;
+    for (const room of this.#rooms.values()) {
+      if (room.creator === client) created++;
+      if (quietest === undefined || room.active < quietest.active) {
+        quietest = room;
+      }
     }
-    room = { name, members: new Map(), history: [] };
+    if (created >= MAX_ROOMS_PER_CLIENT) {
+      return `cannot create room ${name}: one client may have at most ${MAX_ROOMS_PER_CLIENT} rooms open`;
+    }
+    const now = this.#now();
+    if (this.#rooms.size >= this.#maxRooms) {
+      if (
+        quietest === undefined ||
+        now - quietest.active < this.#roomIdleTimeout
+      ) {
+        return `cannot create room ${name}: all ${this.#maxRooms} rooms are in use; join one, or try again later`;
+      }
+      this.#closeRoom(quietest);
+    }
+    const room: Room = {
+      name,
+      members: new Map(),
+      history: [],
+      creator: client,
+      active: now,
+    };
     this.#rooms.set(name, room);
     return room;
+  }
+
+  // Closes an idle room to make way for a new one: its members are
+  // disconnected, all together, so none hears the others leave.
+  #closeRoom(room: Room): void {
+    this.#rooms.delete(room.name);
+    for (const member of room.members.values()) {
+      member.room = null;
+      member.drop(
+        ChatCloseCode.RoomClosed,
+        "room closed: idle while the server was full",
+      );
+    }
+    room.members.clear();
   }
 
   #leave(member: Member, reason: string): void {
     const room = member.room;
     if (room === null) return;
     member.room = null;
-    room.members.delete(member.nick);
+    room.members.delete(member.key);
+    if (room.members.size === 0) {
+      // Nobody left to hear it; the name and the creator's share are free.
+      this.#rooms.delete(room.name);
+      return;
+    }
     this.#broadcast(room, {
       type: "left",
       nick: member.nick,
