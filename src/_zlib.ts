@@ -35,6 +35,8 @@ class Codec {
   #zlib: Zlib | null = null;
   #onData: OnData | null = null;
   #reject: ((error: unknown) => void) | null = null;
+  // Ends a run whose output zlib had made but not all handed out yet.
+  #drained: (() => void) | null = null;
 
   constructor(create: () => Zlib) {
     this.#create = create;
@@ -45,15 +47,19 @@ class Codec {
   // for a flush); `onData` gets the output as zlib makes it. It may throw
   // to stop zlib (the stream is then dropped), or return a promise to pause
   // it until the promise settles: zlib then stops working once its own
-  // small buffer is full, on all three runtimes.
-  run(chunks: readonly Uint8Array[], onData: OnData): Promise<void> {
+  // small buffer is full, on all three runtimes. Resolves with the number
+  // of input bytes zlib took, which falls short of the input only once a
+  // raw inflate has passed a final block (BFINAL): zlib leaves what follows
+  // unread, as it leaves every later write.
+  run(chunks: readonly Uint8Array[], onData: OnData): Promise<number> {
     const stream = this.#zlib ??= this.#open();
-    return new Promise<void>((resolve, reject) => {
+    const before = stream.bytesWritten;
+    return new Promise<number>((resolve, reject) => {
       this.#onData = onData;
       this.#reject = reject;
       const last = chunks.length - 1;
       for (let i = 0; i < last; i++) stream.write(chunks[i]);
-      // Called once zlib has handed out everything the writes made.
+      // Called once zlib has made everything the writes make.
       stream.write(chunks[last], () => {
         if (this.#reject !== reject) return;
         // Deno calls back before it emits the error that ended the stream.
@@ -61,11 +67,28 @@ class Codec {
           this.#fail(stream.errored ?? new Error("zlib stream destroyed"));
           return;
         }
-        this.#onData = null;
-        this.#reject = null;
-        resolve();
+        const taken = stream.bytesWritten - before;
+        // A stream paused for a reader that is behind may still hold the
+        // last chunks zlib made (up to 48 KiB seen, on all three runtimes):
+        // the run ends once the data listener has handed them out, or they
+        // would come out with no one to take them.
+        if (stream.readableLength > 0) {
+          this.#drained = () => {
+            this.#end();
+            resolve(taken);
+          };
+          return;
+        }
+        this.#end();
+        resolve(taken);
       });
     });
+  }
+
+  #end(): void {
+    this.#onData = null;
+    this.#reject = null;
+    this.#drained = null;
   }
 
   // Made apart from run(), so that the stream's listeners, which live as
@@ -81,6 +104,11 @@ class Codec {
       } catch (error) {
         this.#fail(error);
         return;
+      }
+      // The stream has taken this chunk off its buffer before handing it
+      // out: an empty buffer now means the run's output is all out.
+      if (this.#drained !== null && created.readableLength === 0) {
+        this.#drained();
       }
       if (waiting === undefined) return;
       created.pause();
@@ -106,6 +134,7 @@ class Codec {
     this.#zlib = null;
     this.#onData = null;
     this.#reject = null;
+    this.#drained = null;
     reject?.(new Error("The compression stream was closed"));
     stream.removeAllListeners("data");
     // A late error from a stream being torn down concerns no one.
@@ -117,6 +146,7 @@ class Codec {
     const reject = this.#reject;
     this.#onData = null;
     this.#reject = null;
+    this.#drained = null;
     const stream = this.#zlib;
     this.#zlib = null;
     if (stream !== null) {
@@ -179,10 +209,21 @@ export class Deflater {
   }
 }
 
+/**
+ * Thrown by {@linkcode Inflater.inflate} when a message's DEFLATE data goes
+ * on after its final block.
+ */
+export class TrailingDataError extends Error {}
+
 /** Decompresses messages, frame by frame, for permessage-deflate. */
 export class Inflater {
   readonly #codec: Codec;
   readonly #noContextTakeover: boolean;
+  // Input bytes zlib has taken of the message so far.
+  #taken = 0;
+  // Once the message's data has passed a final block: the payload bytes
+  // seen after it. -1 before.
+  #after = -1;
 
   constructor(options: { windowBits: number; noContextTakeover: boolean }) {
     const { windowBits } = options;
@@ -197,21 +238,72 @@ export class Inflater {
    * zlib produces it (at most 16 KiB at a time); `onData` may throw to stop
    * (a message over its size limit), or return a promise to pause zlib
    * until it settles (a reader that is behind). The message's last piece
-   * gets the 00 00 ff ff back first (§7.2.2).
+   * gets the 00 00 ff ff back first (§7.2.2). Throws a
+   * {@linkcode TrailingDataError} for data after a final block.
    */
   async inflate(
     data: Uint8Array,
     last: boolean,
     onData: OnData,
   ): Promise<void> {
-    await this.#codec.run(
-      !last ? [data] : data.length <= JOIN_LIMIT
+    if (this.#after >= 0) {
+      // The final block is behind: zlib would take nothing more.
+      this.#trailing(data, data.length);
+    } else {
+      const chunks = !last ? [data] : data.length <= JOIN_LIMIT
         // One write instead of two: a copy costs less than a trip to zlib.
         ? [withTail(data)]
-        : [data, TAIL],
-      onData,
-    );
-    if (last && this.#noContextTakeover) this.#codec.reset();
+        : [data, TAIL];
+      const size = data.length + (last ? TAIL.length : 0);
+      let taken = await this.#codec.run(chunks, onData);
+      if (taken === 0 && this.#taken === 0 && size > 0) {
+        // A final block that the last message's 00 00 ff ff completed (a
+        // peer that ends its messages with 01 00 00 ff ff, minus the tail)
+        // leaves no byte unread to show it: zlib takes nothing of the next
+        // message. A fresh stream takes it whole.
+        this.#codec.close();
+        taken = await this.#codec.run(chunks, onData);
+      }
+      this.#taken += taken;
+      if (taken < size) {
+        // RFC 7692 §7.2.3.4: "implementors can choose to flush data using
+        // DEFLATE blocks with "BFINAL" set to 1". The DEFLATE stream ends
+        // there (RFC 1951 §3.2.3), and so does its LZ77 window: the next
+        // message starts a new stream, in a new zlib context (as ws does).
+        // zlib's readable side has ended, so reset() cannot revive it.
+        this.#codec.close();
+        this.#after = 0;
+        const unread = size - taken;
+        if (last && unread < TAIL.length) {
+          // The final block ended inside the 00 00 ff ff appended here.
+          this.#fail();
+        }
+        this.#trailing(data, unread - (last ? TAIL.length : 0));
+      }
+    }
+    if (!last) return;
+    this.#taken = 0;
+    this.#after = -1;
+    if (this.#noContextTakeover) this.#codec.reset();
+  }
+
+  // Checks the last `count` bytes of `data`, which follow the final block.
+  // §7.2.1 has the sender append an empty stored block to data that does
+  // not end in one, and then drop its last four octets: a final block is
+  // followed by one 0x00, or by nothing from a sender that skips the step
+  // (one that sends what a one-shot deflateRawSync makes). Anything else
+  // is not this message's DEFLATE data.
+  #trailing(data: Uint8Array, count: number): void {
+    for (let i = data.length - count; i < data.length; i++) {
+      if (data[i] !== 0x00 || ++this.#after > 1) this.#fail();
+    }
+  }
+
+  #fail(): never {
+    this.#codec.close();
+    this.#taken = 0;
+    this.#after = -1;
+    throw new TrailingDataError("DEFLATE data follows the final block");
   }
 
   /** Frees zlib's memory. */

@@ -6,7 +6,7 @@
  */
 
 import { Stage } from "./_stage.ts";
-import { Inflater } from "./_zlib.ts";
+import { Inflater, TrailingDataError } from "./_zlib.ts";
 import { WebSocketError } from "./errors.ts";
 import type { Frame } from "./frame.ts";
 import { Opcode } from "./opcode.ts";
@@ -52,7 +52,11 @@ function violation(what: string): never {
  * The stream errors with a {@linkcode WebSocketError}: 1002 for RSV1 on a
  * control frame or a continuation (§6.1: "An endpoint MUST NOT set the
  * "Per-Message Compressed" bit of control frames and non-first fragments
- * of a data message"), 1007 for data that does not inflate.
+ * of a data message"), 1007 for data that does not inflate, or that goes
+ * on after a final DEFLATE block.
+ *
+ * A message may end its DEFLATE data with a final block (BFINAL, §7.2.3.4);
+ * the next message then inflates with a new, empty context.
  *
  * @example A compressed "Hello" (RFC 7692 §7.2.3.1)
  * ```ts
@@ -129,8 +133,14 @@ export class MessageInflateStream extends Stage<Frame, Frame> {
       await this.#inflater.inflate(payload, fin, this.#onData);
     } catch (error) {
       if (error instanceof WebSocketError) throw error;
+      // RFC 7692 names no close code for data that does not inflate. 1007
+      // is RFC 6455 §7.4.1's "data within a message that was not
+      // consistent with the type of the message", and what ws sends
+      // (python-websockets sends 1002).
       throw new WebSocketError(
-        "Cannot decode message: its compressed data does not inflate",
+        error instanceof TrailingDataError
+          ? "Cannot decode message: data follows its final DEFLATE block"
+          : "Cannot decode message: its compressed data does not inflate",
         { code: "invalid_compressed_data", closeCode: 1007, cause: error },
       );
     }

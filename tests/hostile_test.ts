@@ -564,6 +564,52 @@ test("upgrade with permessage-deflate stops a compression bomb at maxMessageSize
   await server.close();
 });
 
+// Messages that end in a final DEFLATE block -------------------------------
+
+// RFC 7692 §7.2.3.4 lets a sender end a message's DEFLATE data with a final
+// block (BFINAL), as a one-shot deflateRawSync does; what follows one within
+// the message is not DEFLATE data.
+const FIRST = zlib.deflateRawSync("first");
+const SECOND = zlib.deflateRawSync("second");
+const JUNK = concat([
+  zlib.deflateRawSync("third"),
+  new TextEncoder().encode("junk"),
+]);
+
+/** The code of the first Close frame the peer reads. */
+async function closeCode(peer: RawPeer): Promise<number> {
+  const frames = await peer.frames((f) =>
+    f.some((x) => x.opcode === Opcode.Close)
+  );
+  const close = frames.find((f) => f.opcode === Opcode.Close)!;
+  return (close.payload[0] << 8) | close.payload[1];
+}
+
+test("upgrade with permessage-deflate reads messages that end in a final block, and fails data after one with 1007", async () => {
+  const server = await upgradeServer({ perMessageDeflate: true });
+  const peer = await RawPeer.open(
+    server.port,
+    "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+  );
+  const ws = await server.next();
+  const { readable } = await ws.opened;
+  const reader = readable.getReader();
+  const compressed = (payload: Uint8Array) => {
+    const frame = clientFrame(Opcode.Text, payload);
+    frame[0] |= 0x40; // RSV1: compressed
+    return frame;
+  };
+  peer.write(concat([compressed(FIRST), compressed(SECOND)]));
+  assert.equal((await reader.read()).value, "first");
+  assert.equal((await reader.read()).value, "second");
+  peer.write(compressed(JUNK));
+  assert.equal(await closeCode(peer), 1007);
+  await rejectsWith(ws.closed, "invalid_compressed_data", 1007);
+  await assert.rejects(reader.read(), WebSocketError);
+  await peer.closed;
+  await server.close();
+});
+
 // The client against hostile servers ------------------------------------
 
 /** A TCP server that answers every connection with `serve`. */
@@ -680,3 +726,34 @@ test(
     await server.close();
   },
 );
+
+test("WebSocketStream with permessage-deflate reads messages that end in a final block, and fails data after one with 1007", async () => {
+  let accepted!: (peer: RawPeer) => void;
+  const connected = new Promise<RawPeer>((resolve) => (accepted = resolve));
+  const server = await rawServer((socket) => accepted(new RawPeer(socket)));
+  const client = new WebSocketStream(`ws://127.0.0.1:${server.port}`, {
+    perMessageDeflate: true,
+  });
+  const peer = await connected;
+  const key = /sec-websocket-key: *(\S+)/i.exec(await peer.head())![1];
+  peer.write(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKeySync(key)}\r\n` +
+      "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+  );
+  const { readable } = await client.opened;
+  const reader = readable.getReader();
+  const compressed = (payload: Uint8Array) => {
+    const frame = serverFrame(Opcode.Text, payload);
+    frame[0] |= 0x40; // RSV1: compressed
+    return frame;
+  };
+  peer.write(concat([compressed(FIRST), compressed(SECOND)]));
+  assert.equal((await reader.read()).value, "first");
+  assert.equal((await reader.read()).value, "second");
+  peer.write(compressed(JUNK));
+  assert.equal(await closeCode(peer), 1007);
+  await rejectsWith(client.closed, "invalid_compressed_data", 1007);
+  await assert.rejects(reader.read(), WebSocketError);
+  await server.close();
+});

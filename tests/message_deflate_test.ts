@@ -25,6 +25,7 @@ import {
   bytes,
   collect,
   concat,
+  cut,
   duplexPair,
   frame,
   linked,
@@ -34,11 +35,13 @@ import {
 const utf8 = new TextEncoder();
 
 /** Frames through a MessageInflateStream and a MessageDecoderStream. */
-function inflateMessages(frames: Frame[]): Promise<Message[]> {
+function inflateMessages(
+  frames: Frame[],
+  options: ConstructorParameters<typeof MessageInflateStream>[0] = {},
+): Promise<Message[]> {
   return collect(
-    streamOf(frames).pipeThrough(new MessageInflateStream()).pipeThrough(
-      new MessageDecoderStream(),
-    ),
+    streamOf(frames).pipeThrough(new MessageInflateStream(options))
+      .pipeThrough(new MessageDecoderStream()),
   );
 }
 
@@ -200,6 +203,225 @@ test("MessageInflateStream fails on data that does not inflate (1007)", async ()
     );
     assert.equal(error.closeCode, 1007);
     assert.equal(error.code, "invalid_compressed_data");
+  }
+});
+
+// RFC 7692 §7.2.3.4: "implementors can choose to flush data using DEFLATE
+// blocks with "BFINAL" set to 1". A one-shot deflateRawSync makes such a
+// message, with nothing after its final block.
+function final(text: string): Uint8Array {
+  return zlib.deflateRawSync(utf8.encode(text));
+}
+
+test("MessageInflateStream reads each message after one that ends in a final block (§7.2.3.4)", async () => {
+  const text = (payload: Uint8Array, fields: Partial<Frame> = {}) =>
+    frame(Opcode.Text, payload, { rsv1: true, ...fields });
+  const hello = bytes(0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00);
+  // A final empty stored block, 01 00 00 ff ff, less the tail that §7.2.1
+  // drops: the receiver's own 00 00 ff ff completes it, and no byte is
+  // left over to show that the DEFLATE stream has ended.
+  const storedFinal = bytes(0x01);
+  for (const noContextTakeover of [false, true]) {
+    const what = `noContextTakeover: ${noContextTakeover}`;
+    assert.deepEqual(
+      await inflateMessages([
+        text(final("first")),
+        text(final("second")),
+        text(final("third")),
+      ], { noContextTakeover }),
+      ["first", "second", "third"],
+      what,
+    );
+    // The RFC's own bytes: a final block, then a 0x00.
+    assert.deepEqual(
+      await inflateMessages([text(hello), text(hello), text(final("x"))], {
+        noContextTakeover,
+      }),
+      ["Hello", "Hello", "x"],
+      what,
+    );
+    assert.deepEqual(
+      await inflateMessages([
+        text(storedFinal),
+        text(final("after")),
+        text(storedFinal),
+        text(storedFinal),
+        text(bytes(0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00)),
+      ], { noContextTakeover }),
+      ["", "after", "", "", "Hello"],
+      what,
+    );
+  }
+  // With context takeover, the message after a final block starts a new
+  // LZ77 window, which the one after it may refer back to (§7.2.3.2).
+  assert.deepEqual(
+    await inflateMessages([
+      text(final("first")),
+      text(bytes(0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00)),
+      text(bytes(0xf2, 0x00, 0x11, 0x00, 0x00)),
+    ]),
+    ["first", "Hello", "Hello"],
+  );
+});
+
+test("MessageInflateStream finds a final block anywhere in a fragmented message", async () => {
+  const first = final("a first message, in fragments");
+  const n = first.length;
+  const splits: Uint8Array[][] = [
+    // The final block ends inside the second fragment, the 0x00 after it.
+    [first.subarray(0, 3), concat([first.subarray(3), bytes(0x00)])],
+    // It ends with the second fragment; the 0x00 comes in the third.
+    [first.subarray(0, 3), first.subarray(3), bytes(0x00)],
+    // It ends with a fragment, and the rest are empty.
+    [first.subarray(0, n - 1), first.subarray(n - 1), bytes(), bytes()],
+    [bytes(), first, bytes()],
+  ];
+  for (const pieces of splits) {
+    const frames = pieces.map((payload, i) =>
+      i === 0
+        ? frame(Opcode.Text, payload, { rsv1: true, fin: false })
+        : frame(Opcode.Continuation, payload, { fin: i === pieces.length - 1 })
+    );
+    for (const noContextTakeover of [false, true]) {
+      assert.deepEqual(
+        await inflateMessages([
+          ...frames,
+          frame(Opcode.Text, final("second"), { rsv1: true }),
+        ], { noContextTakeover }),
+        ["a first message, in fragments", "second"],
+        `${
+          pieces.map((p) => p.length)
+        }, noContextTakeover: ${noContextTakeover}`,
+      );
+    }
+  }
+});
+
+test("property: messages that end in a final block, in any fragments, inflate whole", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          text: fc.string({ maxLength: 300 }),
+          // The 0x00 that §7.2.1 leaves after a final block, or nothing.
+          padded: fc.boolean(),
+          cuts: fc.array(fc.nat(), { maxLength: 4 }),
+        }),
+        { minLength: 1, maxLength: 5 },
+      ),
+      fc.boolean(),
+      async (messages, noContextTakeover) => {
+        const frames = messages.flatMap(({ text, padded, cuts }) => {
+          const data = final(text);
+          const pieces = cut(padded ? concat([data, bytes(0x00)]) : data, cuts);
+          return pieces.map((payload, i) =>
+            i === 0
+              ? frame(Opcode.Text, payload, {
+                rsv1: true,
+                fin: pieces.length === 1,
+              })
+              : frame(Opcode.Continuation, payload, {
+                fin: i === pieces.length - 1,
+              })
+          );
+        });
+        assert.deepEqual(
+          await inflateMessages(frames, { noContextTakeover }),
+          messages.map((m) => m.text),
+        );
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
+test("MessageInflateStream fails with 1007 on data after a final block", async () => {
+  const first = final("first");
+  const cases: Frame[][] = [
+    [frame(Opcode.Text, concat([first, utf8.encode("junk")]), { rsv1: true })],
+    // More than the one 0x00 that §7.2.1 leaves after a final block.
+    [frame(Opcode.Text, concat([first, bytes(0x00, 0x00)]), { rsv1: true })],
+    [frame(Opcode.Text, concat([first, bytes(0x01)]), { rsv1: true })],
+    // A second DEFLATE stream in the same message.
+    [frame(Opcode.Text, concat([first, final("second")]), { rsv1: true })],
+    // The data after it in a later fragment.
+    [
+      frame(Opcode.Text, first, { rsv1: true, fin: false }),
+      frame(Opcode.Continuation, bytes(0x00), { fin: false }),
+      frame(Opcode.Continuation, bytes(0x00)),
+    ],
+    // A final stored block of one byte, which takes its byte from the
+    // 00 00 ff ff the receiver appends and leaves the rest.
+    [frame(Opcode.Binary, bytes(0x01, 0x01, 0x00, 0xfe, 0xff), { rsv1: true })],
+  ];
+  for (const frames of cases) {
+    for (const noContextTakeover of [false, true]) {
+      const error = await failure(
+        inflateMessages(
+          [frame(Opcode.Text, final("before"), { rsv1: true }), ...frames],
+          { noContextTakeover },
+        ),
+      );
+      assert.equal(error.closeCode, 1007);
+      assert.equal(error.code, "invalid_compressed_data");
+      assert.match(error.message, /final DEFLATE block/);
+    }
+  }
+});
+
+test("MessageInflateStream with final blocks keeps to maxMessageSize (1009)", async () => {
+  // 1 MB of zeros in a final block: about a kilobyte on the wire.
+  const bomb = zlib.deflateRawSync(new Uint8Array(1_000_000));
+  const frames = [
+    frame(Opcode.Binary, final("small"), { rsv1: true }),
+    frame(Opcode.Binary, bomb, { rsv1: true }),
+  ];
+  const error = await failure(collect(
+    streamOf(frames).pipeThrough(new MessageInflateStream()).pipeThrough(
+      new MessageDecoderStream({ maxMessageSize: 100_000 }),
+    ),
+  ));
+  assert.equal(error.closeCode, 1009);
+  assert.equal(error.code, "message_too_big");
+});
+
+test("MessageInflateStream hands a reader that is behind the whole of a large message", async () => {
+  // zlib calls back on a write once it has made its output, which a stream
+  // paused for the reader may still hold: that output must reach the
+  // reader too, with or without a final block.
+  const data = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 31) % 7);
+  const synced = zlib.deflateRawSync(data, {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
+  for (
+    const payload of [
+      synced.subarray(0, synced.length - 4),
+      zlib.deflateRawSync(data),
+    ]
+  ) {
+    const frames = [
+      frame(Opcode.Binary, payload, { rsv1: true }),
+      frame(Opcode.Binary, final("after"), { rsv1: true }),
+    ];
+    const messages = streamOf(frames).pipeThrough(new MessageInflateStream())
+      .pipeThrough(new MessageDecoderStream({ streaming: true }));
+    const got: Uint8Array[] = [];
+    for await (const message of messages) {
+      const parts: Uint8Array[] = [];
+      for await (const chunk of message.stream) {
+        parts.push(chunk as Uint8Array);
+        // A reader slower than zlib.
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      got.push(concat(parts));
+    }
+    assert.equal(got.length, 2);
+    assert.equal(got[0].length, data.length);
+    assert.ok(
+      got[0].every((b, i) => b === data[i]),
+      "the bytes are the sent bytes",
+    );
+    assert.deepEqual(got[1], utf8.encode("after"));
   }
 });
 
@@ -612,6 +834,8 @@ test("property: arbitrary frames, compressed or not, end in messages or a WebSoc
           finishFlush: zlib.constants.Z_SYNC_FLUSH,
         }).subarray(0, -4)
       ),
+      // Some ending in a final block (§7.2.3.4).
+      fc.string({ maxLength: 200 }).map((s) => final(s)),
     ),
   }).map((f) => ({
     ...f,

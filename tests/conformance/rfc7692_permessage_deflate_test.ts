@@ -125,6 +125,30 @@ const examples: Case[] = [
     send: [compressed(OP.text, hex("f3 48 cd c9 c9 07 00 00"))],
     expect: [T("Hello")],
   }),
+  // §7.2.3.4 again: a final block ends the DEFLATE stream, so each message
+  // after one inflates in a new context; a one-shot deflateRawSync makes
+  // such messages with nothing after the final block.
+  ...agreed({
+    name:
+      "RFC 7692 §7.2.3.4 reads each message after one that ends in a final block",
+    send: [
+      compressed(OP.text, deflateRawSync("first")),
+      compressed(OP.text, deflateRawSync("second")),
+      compressed(OP.text, hex("f3 48 cd c9 c9 07 00 00")),
+      compressed(OP.text, hex("f3 48 cd c9 c9 07 00 00")),
+      compressed(OP.binary, deflateRawSync("third").subarray(0, 3), false),
+      cont(Uint8Array.of(...deflateRawSync("third").subarray(3), 0x00)),
+      compressed(OP.text, deflate("fourth")),
+    ],
+    expect: [
+      T("first"),
+      T("second"),
+      T("Hello"),
+      T("Hello"),
+      B("third"),
+      T("fourth"),
+    ],
+  }),
   ...agreed({
     name: "RFC 7692 §7.2.3.5 reads a message of two DEFLATE blocks",
     send: [compressed(OP.text, hex("f2 48 05 00 00 00 ff ff ca c9 c9 07 00"))],
@@ -207,6 +231,21 @@ const failures: Case[] = [
     name:
       "RFC 7692 §6.2 fails a compressed message that does not inflate (1007)",
     send: [compressed(OP.binary, hex("ff ff ff ff ff ff"))],
+    close: 1007,
+  }),
+  // Past a final block, §7.2.1 leaves at most one 0x00 octet (what remains
+  // of the empty stored block it appends); anything else is not DEFLATE.
+  ...agreed({
+    name:
+      "RFC 7692 §6.2 fails a compressed message with data after its final block (1007)",
+    send: [
+      compressed(OP.text, deflateRawSync("first")),
+      compressed(
+        OP.text,
+        Uint8Array.of(...deflateRawSync("second"), ...utf8.encode("junk")),
+      ),
+    ],
+    expect: [T("first")],
     close: 1007,
   }),
   ...agreed({
