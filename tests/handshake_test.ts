@@ -410,11 +410,32 @@ test("acceptUpgrade refuses a cross-origin request by default with 403", async (
       ["example.com", "example.com"],
       ["example.com", ""],
       ["example.com", "https://example.com, https://evil.example"],
-      ["example.com/x", "https://example.com"],
-      ["user@example.com", "https://example.com"],
     ]
   ) {
     await refused(upgrade({ host, origin }), 403, "forbidden_origin");
+  }
+});
+
+test("acceptUpgrade refuses a Host that is not an authority with 400", async () => {
+  // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+  // code to any HTTP/1.1 request message that lacks a Host header field and
+  // to any request message that contains more than one Host header field
+  // line or a Host header field with an invalid field value."
+  for (
+    const host of [
+      "",
+      "example.com/x",
+      "user@example.com",
+      "a.example, b.example",
+      "a.example,b.example",
+      "exa mple.com",
+    ]
+  ) {
+    await refused(
+      upgrade({ host, origin: "https://example.com" }),
+      400,
+      "missing_host",
+    );
   }
 });
 

@@ -161,12 +161,6 @@ export function upgrade<S extends boolean = false>(
   head: Uint8Array,
   options: NodeUpgradeOptions<S> = {},
 ): WebSocketConnection<S> {
-  // node:http removes its own 'error' listener before it emits 'upgrade',
-  // and an 'error' no one listens to crashes the process: a peer that
-  // resets the connection while the handshake is refused, or while an
-  // async hook runs, must not. This listener stays until the transport
-  // takes the socket over with its own.
-  socket.on("error", ignoreError);
   const headers = new Headers();
   const raw = request.rawHeaders;
   const tooLarge = checkHead(request, options);
@@ -197,6 +191,13 @@ export function upgrade<S extends boolean = false>(
   if (options.handshakeTimeout !== undefined) {
     checkTime("handshakeTimeout", options.handshakeTimeout);
   }
+  // node:http removes its own 'error' listener before it emits 'upgrade',
+  // and an 'error' no one listens to crashes the process: a peer that
+  // resets the connection while the handshake is refused, or while an
+  // async hook runs, must not. (Nothing above waits: no event can come
+  // first.) This listener stays until the transport takes the socket over
+  // with its own.
+  socket.on("error", ignoreError);
   const transport = handshake(
     upgradeRequest,
     socket,
