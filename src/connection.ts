@@ -672,7 +672,6 @@ class Session<S extends boolean>
   #start(transport: HandshakeResult): void {
     const options = this.#options;
     const role = this.#role;
-    const streaming = options.streaming === true;
     const wire = this.#transport = transportOf(transport);
     let deflate;
     try {
@@ -695,7 +694,11 @@ class Session<S extends boolean>
       // of the largest size sent as one frame must still pass.
       maxFrameSize: options.maxFrameSize ??
         (deflate === null ? undefined : DEFAULT_MAX_FRAME_SIZE * 17 / 16),
-      splitFrames: streaming,
+      // A frame's payload goes on as its bytes arrive: text is checked as
+      // UTF-8 as soon as the bytes that prove it invalid are in (§8.1),
+      // and a frame costs memory for the bytes that came, not for the
+      // length its header claims.
+      splitFrames: true,
       // RFC 7692 §6: RSV1 marks a compressed message.
       reservedBits: { rsv1: deflate !== null },
     });

@@ -6,9 +6,15 @@
  */
 
 import { concat } from "./_bytes.ts";
+import { Pieces } from "./_pieces.ts";
 import { Stage } from "./_stage.ts";
 import { Utf8Text } from "./_message_frames.ts";
-import { invalidUtf8, isValidUtf8, Utf8Validator } from "./_utf8.ts";
+import {
+  decodeUtf8,
+  invalidUtf8,
+  isValidUtf8,
+  Utf8Validator,
+} from "./_utf8.ts";
 import { WebSocketError } from "./errors.ts";
 import { Opcode } from "./opcode.ts";
 import type { Frame } from "./frame.ts";
@@ -98,14 +104,16 @@ export class MessageDecoderStream<S extends boolean = false>
   readonly #handler: MessageHandler;
   readonly #streaming: boolean;
   // Piped directly into a writable that takes checked UTF-8 (see
-  // pipedDirectly): the handler for texts, made then, and the checker of
-  // the fragmented text being assembled.
-  #utf8Handler: MessageHandler | null = null;
+  // pipedDirectly): texts go on as Utf8Text.
+  #direct = false;
+  // Whole mode: the handler for texts taken as bytes (see transform), made
+  // when first needed, and the checker of the text being assembled.
+  #textHandler: MessageHandler | null = null;
   #utf8: Utf8Validator | null = null;
 
-  // Whole mode: the fragments of the message being assembled.
-  #text = "";
-  #parts: Uint8Array[] = [];
+  // Whole mode: the pieces of the message being assembled, made when a
+  // message first comes in more than one.
+  #pieces: Pieces | null = null;
 
   // Streaming mode: the body of the message being streamed.
   #body: ReadableStreamDefaultController<string | Uint8Array> | null = null;
@@ -140,23 +148,48 @@ export class MessageDecoderStream<S extends boolean = false>
     // §5.5.1: after a Close frame the peer sends nothing more; whatever it
     // sends anyway is dropped.
     if (this.#closeReceived) return;
-    const utf8 = this.#utf8Handler;
-    if (utf8 !== null) {
-      // Texts are checked by the decoder as binary messages (the same rules
-      // but for UTF-8), then by the handler as UTF-8.
-      const opcode = frame.opcode;
+    const opcode = frame.opcode;
+    // Whole mode: a text in several pieces (and, piped directly, every
+    // text) is gathered as bytes, checked as UTF-8 piece by piece (failing
+    // at the piece that shows it), and decoded once whole. A string per
+    // piece would cost many times its bytes when the pieces are small. The
+    // decoder checks it as a binary message: the same rules but for UTF-8.
+    if (
+      !this.#streaming &&
+      (opcode === Opcode.Text
+        ? !frame.fin || this.#direct
+        : opcode === Opcode.Continuation && this.#utf8 !== null)
+    ) {
       if (opcode === Opcode.Text) {
-        if (!frame.fin) this.#utf8 = new Utf8Validator();
-        this.#decoder.push({ ...frame, opcode: Opcode.Binary }, utf8);
-        return;
+        this.#utf8 = frame.fin ? null : new Utf8Validator();
+        frame = { ...frame, opcode: Opcode.Binary };
       }
-      if (opcode === Opcode.Continuation && this.#utf8 !== null) {
-        this.#decoder.push(frame, utf8);
-        return;
-      }
+      this.#decoder.push(frame, this.#textHandler ??= this.#texts());
+      return;
     }
     this.#decoder.push(frame, this.#handler);
-    if (frame.opcode === Opcode.Close) this.#closed();
+    if (opcode === Opcode.Close) this.#closed();
+  }
+
+  #texts(): MessageHandler {
+    return {
+      data: (data, first, last) => {
+        const bytes = data as Uint8Array;
+        const utf8 = this.#utf8;
+        const valid = utf8 === null
+          ? isValidUtf8(bytes)
+          : utf8.push(bytes) && (!last || utf8.end());
+        if (!valid) throw invalidUtf8();
+        const whole = this.#gather(bytes, first, last);
+        if (whole === null) return;
+        this.#utf8 = null;
+        this.enqueue(
+          (this.#direct ? new Utf8Text(whole) : decodeUtf8(whole)) as
+            DecodedMessage<S>,
+        );
+      },
+      control: this.#handler.control,
+    };
   }
 
   /**
@@ -168,23 +201,7 @@ export class MessageDecoderStream<S extends boolean = false>
    * changes: the same messages go out, and the same errors stop the pipe.
    */
   protected override pipedDirectly(utf8Text: boolean): void {
-    if (this.#streaming || !utf8Text) return;
-    this.#utf8Handler = {
-      data: (data, first, last) => {
-        const bytes = data as Uint8Array;
-        const utf8 = this.#utf8;
-        const valid = utf8 === null
-          ? isValidUtf8(bytes)
-          : utf8.push(bytes) && (!last || utf8.end());
-        if (!valid) throw invalidUtf8();
-        if (last) this.#utf8 = null;
-        const whole = this.#gather(bytes, first, last);
-        if (whole !== null) {
-          this.enqueue(new Utf8Text(whole) as unknown as DecodedMessage<S>);
-        }
-      },
-      control: this.#handler.control,
-    };
+    this.#direct = utf8Text;
   }
 
   // A Close frame ends the messages. A message it interrupts is incomplete:
@@ -193,8 +210,7 @@ export class MessageDecoderStream<S extends boolean = false>
     this.#closeReceived = true;
     const body = this.#body;
     this.#body = null;
-    this.#text = "";
-    this.#parts = [];
+    this.#pieces?.clear();
     this.#utf8 = null;
     if (body !== null && !this.#bodyCancelled) {
       this.#failBody(
@@ -247,32 +263,22 @@ export class MessageDecoderStream<S extends boolean = false>
     return super.ready();
   }
 
+  // Whole mode: texts in one piece come decoded, the rest as bytes.
   #assemble(data: string | Uint8Array, first: boolean, last: boolean): void {
-    if (first && last) {
-      this.enqueue(data as DecodedMessage<S>);
-      return;
-    }
-    if (typeof data === "string") {
-      this.#text += data;
-      if (last) {
-        const text = this.#text;
-        this.#text = "";
-        this.enqueue(text as DecodedMessage<S>);
-      }
-      return;
-    }
-    const whole = this.#gather(data, first, last);
+    const whole = first && last ? data : this.#gather(
+      data as Uint8Array,
+      first,
+      last,
+    );
     if (whole !== null) this.enqueue(whole as DecodedMessage<S>);
   }
 
   // Whole mode: one piece of a message's bytes; the message once whole.
   #gather(bytes: Uint8Array, first: boolean, last: boolean): Uint8Array | null {
     if (first && last) return bytes;
-    this.#parts.push(bytes);
-    if (!last) return null;
-    const parts = this.#parts;
-    this.#parts = [];
-    return concat(parts);
+    const pieces = this.#pieces ??= new Pieces();
+    pieces.push(bytes);
+    return last ? pieces.take() : null;
   }
 
   #stream(data: string | Uint8Array, first: boolean, last: boolean): void {

@@ -222,6 +222,26 @@ const failFast: Case[] = [
   },
   {
     name:
+      "§8.1 (6.4.3, strict) fails in the middle of a frame before the rest arrives (1007)",
+    send: [{
+      ...text(new Uint8Array([...PART1, ...PART2, ...PART3])),
+      parts: [PART1.length],
+      cut: PART1.length + PART2.length,
+    }],
+    close: 1007,
+  },
+  {
+    name:
+      "§8.1 (6.4.4, strict) fails at the byte that proves it in the middle of a frame (1007)",
+    send: [{
+      ...text(new Uint8Array([...PART1, ...PART2, ...PART3])),
+      parts: [PART1.length + 1],
+      cut: PART1.length + 2,
+    }],
+    close: 1007,
+  },
+  {
+    name:
       "§8.1 (6.4.3, strict) streaming: fails in the middle of a frame before the rest arrives (1007)",
     options: { streaming: true },
     send: [{
