@@ -157,6 +157,7 @@ export abstract class Stage<I, O> {
         // failure held back until now can be reported.
         if (this.#failure !== NO_FAILURE) {
           this.#readableController!.error(this.#failure);
+          this.outputFailed();
         } else if (this.#endHeld) {
           this.#readableController!.close();
         } else {
@@ -244,6 +245,13 @@ export abstract class Stage<I, O> {
 
   /** Called once when the stage fails or is cancelled, with the reason. */
   protected cleanup(_reason: unknown): void {}
+
+  /**
+   * Called once the failure has reached the output: the reader has had
+   * every chunk before it (or a direct pipe has written them all), and the
+   * readable has errored.
+   */
+  protected outputFailed(): void {}
 
   /**
    * Called when the reader cancels. Return false to keep taking input (and
@@ -519,15 +527,20 @@ export abstract class Stage<I, O> {
     } else if (next !== null) {
       if (this.#piped) {
         this.#readableController!.error(reason);
+        const failed = () => {
+          next.#fail(reason);
+          this.outputFailed();
+        };
         const idle = next.#idle();
-        if (idle === undefined) next.#fail(reason);
-        else idle.then(() => next.#fail(reason));
+        if (idle === undefined) failed();
+        else idle.then(failed);
       } else next.#fail(reason);
     } else if (
       this.#readableController !== null &&
       this.#readableController.desiredSize! >= 1
     ) {
       this.#readableController.error(reason);
+      this.outputFailed();
     } else {
       this.#failure = reason;
     }

@@ -244,6 +244,8 @@ interface DecoderEvents {
   /** The application cancelled the readable. */
   closeFromStream(): void;
   onError(reason: unknown): void;
+  /** The application's readable has had every message, then the error. */
+  errorDelivered(): void;
   closeReceived(): boolean;
   /** Our Close is out, or the connection is over. */
   closing(): boolean;
@@ -283,6 +285,10 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
   protected override cleanup(reason: unknown): void {
     super.cleanup(reason);
     if (!this.#cancelled) this.#connection.onError(reason);
+  }
+
+  protected override outputFailed(): void {
+    this.#connection.errorDelivered();
   }
 
   protected override flush(): void {
@@ -574,6 +580,7 @@ class Session<S extends boolean>
 
   // Timers, all cleared by #finish().
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #failTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #idleVerdict: ReturnType<typeof setTimeout> | undefined;
@@ -904,6 +911,11 @@ class Session<S extends boolean>
 
   #sendClose(info: { closeCode?: number; reason?: string }): void {
     if (this.closing()) return;
+    // Once the peer has broken the protocol, whoever closes sends the code
+    // the RFC names for what it did.
+    const error = this.#error;
+    if (error !== null) info = { closeCode: error.closeCode };
+    clearTimeout(this.#failTimer);
     this.#closeSent = true;
     const pong = this.#pendingPong;
     this.#pendingPong = null;
@@ -1042,13 +1054,22 @@ class Session<S extends boolean>
       this.#onReadEnd();
       return;
     }
+    if (this.#error !== null) return;
     this.#readEnded = true;
     if (error instanceof WebSocketError && error.closeCode !== 1006) {
       // §7.1.7: the peer broke the protocol: send the code the RFC names,
-      // then close, without reading anything more.
+      // then close, without reading anything more. The messages that came
+      // before the violation, perhaps in the same read, are delivered
+      // first: the Close goes once the application has read them, and had
+      // a turn of the event loop to answer the last (an echo's reply goes
+      // out before the Close, as Autobahn's strict cases want). An
+      // application that does not read gets closeTimeout.
       this.#error = error;
-      this.#sendClose({ closeCode: error.closeCode });
-      this.#maybeFinishClose();
+      this.#reading = false;
+      this.#failTimer = setTimeout(
+        () => this.#failConnection(),
+        this.#closeTimeout,
+      );
       return;
     }
     this.#finish(
@@ -1056,6 +1077,17 @@ class Session<S extends boolean>
         ? error
         : connectionLost("the transport failed while reading", error),
     );
+  }
+
+  errorDelivered(): void {
+    if (this.#error === null || this.closing()) return;
+    clearTimeout(this.#failTimer);
+    this.#failTimer = setTimeout(() => this.#failConnection(), 0);
+  }
+
+  #failConnection(): void {
+    this.#sendClose({});
+    this.#maybeFinishClose();
   }
 
   // Ends the sending direction (a TCP FIN), once the Close frame is out.
@@ -1072,6 +1104,7 @@ class Session<S extends boolean>
     this.#finished = true;
     this.#stopKeepalive();
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#failTimer);
     const failure = error ?? this.#error ??
       (this.#closeReceived === null
         ? connectionLost("the connection closed without a Close frame")

@@ -231,6 +231,33 @@ const opcodes: Case[] = RESERVED_OPCODES.flatMap((opcode): Case[] => [
   },
 ]);
 
+// Strict: the valid message and the violation come in one TCP write, so
+// both arrive in one read. The message is still delivered, and echoed,
+// before the Close (as Autobahn's 3.2 and 4.1.3 count as strict).
+const sameRead: Case[] = [
+  {
+    name:
+      "§5.2 (3.2, strict) echoes a message that came in the same read as a frame with RSV2 (1002)",
+    send: [[text("before"), { ...text("x"), rsv: 2 }, ping("after")]],
+    expect: [T("before")],
+    close: 1002,
+  },
+  {
+    name:
+      "§5.2 (4.1.3, strict) echoes a message that came in the same read as a reserved opcode (1002)",
+    send: [[text("before"), { opcode: 5, payload: "x" }, ping("after")]],
+    expect: [T("before")],
+    close: 1002,
+  },
+  {
+    name:
+      "§5.2 (4.2.3, strict) echoes a message that came in the same read as a reserved control opcode (1002)",
+    send: [[text("before"), { opcode: 0xb, payload: "x" }, ping("after")]],
+    expect: [T("before")],
+    close: 1002,
+  },
+];
+
 opcodes.push({
   name: "§5.2 fails reserved opcode 0x3 inside a fragmented message (1002)",
   send: [text("frag", false), { opcode: 3, payload: "x" }, cont("ment")],
@@ -244,4 +271,5 @@ register(test, [
   ...masking,
   ...reserved,
   ...opcodes,
+  ...sameRead,
 ]);

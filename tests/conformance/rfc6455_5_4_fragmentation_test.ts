@@ -198,6 +198,18 @@ const invalid: Case[] = [
     close: 1002,
   },
   {
+    name:
+      "§5.4 (5.15, strict) echoes a fragmented message that came in the same read as a stray continuation (1002)",
+    send: [[
+      text("fragment1", false),
+      cont("fragment2"),
+      cont("fragment3", false),
+      text("fragment4"),
+    ]],
+    expect: [T("fragment1fragment2")],
+    close: 1002,
+  },
+  {
     name: "§5.4 (5.16) fails continuation, text, continuation (1002)",
     send: [
       cont("fragment1", false),
