@@ -46,6 +46,13 @@ const COPY_LIMIT = 4 * 1024;
 const BATCH_LIMIT = 16 * 1024;
 // A turn's buffer starts this large and doubles as needed.
 const TURN_SIZE = 1024;
+// Once handing on reads has taken this many milliseconds since reading
+// last paused, it pauses until the next turn of the event loop, so that one
+// peer that floods the connection cannot hold the loop for long: other
+// connections' reads and timers come between its reads. A read of tiny
+// messages takes a few milliseconds (Bun reads up to 512 KiB at once); a
+// read of large ones well under one, so they yield rarely.
+const READ_BUDGET_MS = 4;
 
 /**
  * A connected socket as a byte duplex. A connection over it reads and
@@ -101,6 +108,10 @@ function flushTurn(transport: NodeSocketTransport): void {
   transport.flushTurn();
 }
 
+function endYield(transport: NodeSocketTransport): void {
+  transport.endYield();
+}
+
 /**
  * A socket as a transport. Reads the socket until it ends, pausing it while
  * the reader waits; `write()` returns at once while the socket buffers
@@ -119,6 +130,10 @@ class NodeSocketTransport implements Transport {
   #unread = 0;
   #reads = 0;
   #paused = false;
+  // Milliseconds spent handing on reads since reading last yielded, and
+  // whether it is yielding now (see READ_BUDGET_MS).
+  #spent = 0;
+  #yielding = false;
   // Writers wait on `#room` while the batch is full (until the turn's
   // writes) or the socket is (until 'drain').
   #room: Deferred<void> | null = null;
@@ -198,10 +213,19 @@ class NodeSocketTransport implements Transport {
 
   onData(chunk: Uint8Array): void {
     if (this.#readDone) return;
+    const started = performance.now();
     // A plain Uint8Array view: applications get Uint8Arrays, not Buffers.
     const wait = this.#events!.data(
       new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
     );
+    this.#spent += performance.now() - started;
+    if (this.#spent > READ_BUDGET_MS && !this.#yielding && !this.#readDone) {
+      this.#yielding = true;
+      this.#socket.pause();
+      // A timer, not setImmediate: on Deno the socket that just paused is
+      // otherwise read again before other sockets are polled.
+      setTimeout(endYield, 0, this);
+    }
     if (wait === undefined) {
       this.#unread = 0;
       return;
@@ -214,12 +238,26 @@ class NodeSocketTransport implements Transport {
     wait.then(() => {
       if (read !== this.#reads) return;
       this.#unread = 0;
-      if (this.#paused && !this.#readDone) this.#socket.resume();
+      const paused = this.#paused;
       this.#paused = false;
+      if (paused) this.#resume();
     });
     if (this.#unread > READ_HIGH_WATER && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
+    }
+  }
+
+  // The next turn has come: reading goes on, unless the reader is behind.
+  endYield(): void {
+    this.#yielding = false;
+    this.#spent = 0;
+    this.#resume();
+  }
+
+  #resume(): void {
+    if (!this.#paused && !this.#yielding && !this.#readDone) {
+      this.#socket.resume();
     }
   }
 

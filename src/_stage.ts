@@ -118,6 +118,10 @@ export abstract class Stage<I, O> {
   // Linked behind a stage, with a transform that may wait: the chunks that
   // stage handed on wait here, in turn, and it waits until they are taken.
   #inbox: I[] | null = null;
+  // Where the inbox's next chunk is: taken chunks are not shifted out, as
+  // shifting a long array costs time in proportion to its length (a read
+  // of tiny messages puts thousands of them in an echo's inbox at once).
+  #inboxHead = 0;
   #busy = false;
   #idleWaiters: Waiter[] | null = null;
   // A PipeSink's: upstream waits while a chunk waits in the inbox.
@@ -331,7 +335,7 @@ export abstract class Stage<I, O> {
 
   /** Whether no chunk handed on by a linked upstream stage waits to be taken. */
   protected get inboxEmpty(): boolean {
-    return this.#inbox === null || this.#inbox.length === 0;
+    return this.#inbox === null || this.#inboxHead === this.#inbox.length;
   }
 
   /** Whether the stage has closed, failed or been cancelled. */
@@ -377,10 +381,14 @@ export abstract class Stage<I, O> {
   // Writes what waits in the inbox, in turn, as a pipe would.
   #takeInbox(): void {
     const inbox = this.#inbox!;
-    while (inbox.length > 0 && !this.#finished) {
+    while (this.#inboxHead < inbox.length && !this.#finished) {
       let waiting: void | Promise<void>;
-      const chunk = inbox.shift()!;
-      if (inbox.length === 0) wakeAll(this.#roomWaiters);
+      const chunk = inbox[this.#inboxHead];
+      inbox[this.#inboxHead++] = undefined as I;
+      if (this.#inboxHead === inbox.length) {
+        inbox.length = this.#inboxHead = 0;
+        wakeAll(this.#roomWaiters);
+      }
       try {
         waiting = this.#write(chunk);
       } catch (error) {
@@ -412,7 +420,7 @@ export abstract class Stage<I, O> {
 
   // Undefined if everything handed on has been taken, else a promise of it.
   #idle(): Promise<void> | undefined {
-    if (this.#finished || (!this.#busy && this.#inbox!.length === 0)) {
+    if (this.#finished || (!this.#busy && this.inboxEmpty)) {
       return undefined;
     }
     return new Promise<void>((resolve) =>
@@ -421,14 +429,16 @@ export abstract class Stage<I, O> {
   }
 
   #room(): Promise<void> | undefined {
-    if (this.#finished || this.#inbox!.length === 0) return undefined;
+    if (this.#finished || this.inboxEmpty) return undefined;
     return new Promise<void>((resolve) =>
       (this.#roomWaiters ??= []).push(resolve)
     );
   }
 
   #becameIdle(): void {
-    if (this.#finished && this.#inbox !== null) this.#inbox.length = 0;
+    if (this.#finished && this.#inbox !== null) {
+      this.#inbox.length = this.#inboxHead = 0;
+    }
     wakeAll(this.#roomWaiters);
     wakeAll(this.#idleWaiters);
   }
@@ -504,7 +514,7 @@ export abstract class Stage<I, O> {
   // write is done, in the same turn.
   #closeWhenIdle(): void {
     if (this.#finished) return;
-    if (this.#busy || this.#inbox!.length > 0) {
+    if (this.#busy || !this.inboxEmpty) {
       (this.#idleWaiters ??= []).push(() => this.#closeWhenIdle());
     } else this.#close();
   }

@@ -1,8 +1,9 @@
 // A node:http server with upgrade(), run in a process of its own by
-// tests/hostile_handshake_test.ts, so that a crash is seen as the process
-// dying instead of taking the test runner down:
+// tests/hostile_server_test.ts, so that a crash is seen as the process
+// dying instead of taking the test runner down, and a flood of messages
+// competes with the tests' own peers only for the CPU:
 //
-//   <runtime> tests/_handshake_server.ts
+//   <runtime> tests/_echo_server.ts
 //
 // Made as the README shows: createServer() and an 'upgrade' listener. Its
 // `accept` hook takes 50 ms on /slow and refuses /forbidden with 403; other
