@@ -6,14 +6,19 @@
 // peer that sends a message as millions of one-byte fragments, or as small
 // fragments each in a read of its own padded with other frames, would make
 // a message within maxMessageSize cost tens or hundreds of times its size.
-// Small pieces, and pieces that are a small part of their buffer, are
-// copied into a shared run instead; empty ones cost nothing.
+// Small pieces, and pieces whose buffers would hold more than the message's
+// bytes unused, are copied into a shared run instead; empty ones cost
+// nothing. A large message arriving in socket reads is kept as views of
+// them, and copied once, when joined.
 
 import { allocateOwn, concat } from "./_bytes.ts";
 
-// Pieces from this size up that fill at least half of their buffer are kept
-// as they are: a view's overhead is then at most a tenth of its bytes.
+// Pieces from this size up may be kept as views: a view's overhead is then
+// at most a tenth of its bytes.
 const KEEP = 1024;
+// The bytes that views may hold unused: as many as the message has so far,
+// plus this much (the partial reads at a large message's two ends).
+const SLACK = 64 * 1024;
 // The run small pieces are copied into.
 const RUN = 16 * 1024;
 
@@ -25,12 +30,18 @@ export class Pieces {
   #run: Uint8Array | null = null;
   #start = 0;
   #used = 0;
+  // The message's bytes so far, and the bytes its views hold unused.
+  #size = 0;
+  #unused = 0;
 
   /** Adds a piece, which the caller must not change afterwards. */
   push(piece: Uint8Array): void {
     const length = piece.length;
     if (length === 0) return;
-    if (length >= KEEP && 2 * length >= piece.buffer.byteLength) {
+    this.#size += length;
+    const unused = this.#unused + piece.buffer.byteLength - length;
+    if (length >= KEEP && unused <= this.#size + SLACK) {
+      this.#unused = unused;
       this.#cut();
       this.#parts.push(piece);
       return;
@@ -58,6 +69,7 @@ export class Pieces {
     this.#parts = [];
     this.#run = null;
     this.#start = this.#used = 0;
+    this.#size = this.#unused = 0;
   }
 
   // The run's bytes so far become a part; later small pieces go on filling
