@@ -9,10 +9,9 @@
 //   deno run -A examples/echo.ts --port 9001
 //   bun examples/echo.ts --port 9001
 
-import { createServer } from "node:http";
 import process from "node:process";
-import { upgrade } from "../src/adapters/node.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
+import { serve } from "../src/serve.ts";
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -21,25 +20,19 @@ function option(name: string, fallback: string): string {
     : fallback;
 }
 
-const host = option("host", "127.0.0.1");
-const port = Number(option("port", "9001"));
 const LIMIT = 64 * 1024 * 1024;
 const threshold = Number(option("deflate-threshold", "1024"));
 
-const server = createServer((_request, response) => {
-  response.writeHead(426, { "content-type": "text/plain" }).end(
-    "WebSocket only\n",
-  );
-});
-server.on("upgrade", (request, socket, head) => {
-  echo(upgrade(request, socket, head, {
-    origins: "*",
-    maxFrameSize: LIMIT,
-    maxMessageSize: LIMIT,
-    fragmentSize: LIMIT,
-    perMessageDeflate: { threshold },
-  }));
-});
+// serve()'s defaults otherwise: a 10 s bound on each handshake, a heartbeat.
+const server = serve({
+  port: Number(option("port", "9001")),
+  hostname: option("host", "127.0.0.1"),
+  origins: "*",
+  maxFrameSize: LIMIT,
+  maxMessageSize: LIMIT,
+  fragmentSize: LIMIT,
+  perMessageDeflate: { threshold },
+}, (ws) => void echo(ws));
 
 // Apart from the upgrade handler, so that the connection's long wait does
 // not keep the request (its headers, its parser state) alive.
@@ -53,7 +46,5 @@ async function echo(ws: WebSocketConnection): Promise<void> {
   await ws.closed.catch(() => {});
 }
 
-server.listen(port, host, () => {
-  const address = server.address() as { port: number };
-  console.log(`echo server listening on ws://${host}:${address.port}`);
-});
+const { url } = await server.listening;
+console.log(`echo server listening on ${url.slice(0, -1)}`);

@@ -69,12 +69,9 @@ interopTest(
     // A heartbeat on: the browsers answer its pings all along. A pong must
     // come back within one interval; at 100 ms a loaded CI machine dropped
     // a page (4001: the timer ran before the read of its pong).
-    const chat = createChatServer({ heartbeatInterval: 1000 });
-    await new Promise<void>((resolve) =>
-      chat.server.listen(0, "127.0.0.1", resolve)
-    );
+    const chat = createChatServer({ port: 0, heartbeatInterval: 1000 });
     scope.defer(() => chat.close());
-    const { port } = chat.server.address() as { port: number };
+    const { port } = await chat.listening;
     const url = `http://127.0.0.1:${port}/`;
     const browser = await launchBrowser(scope, chromium!);
 

@@ -67,12 +67,9 @@ async function startChat(
   scope: Scope,
   options: ChatServerOptions = {},
 ): Promise<{ url: string; hub: ChatHub }> {
-  const chat = createChatServer({ heartbeatInterval: 0, ...options });
-  await new Promise<void>((resolve) =>
-    chat.server.listen(0, "127.0.0.1", resolve)
-  );
+  const chat = createChatServer({ port: 0, heartbeatInterval: 0, ...options });
   scope.defer(() => chat.close());
-  const { port } = chat.server.address() as { port: number };
+  const { port } = await chat.listening;
   return { url: `ws://127.0.0.1:${port}/chat`, hub: chat.hub };
 }
 
@@ -374,15 +371,13 @@ test("ChatHub drops a client that stops reading once its outbox is full, and the
 test("chat: a client that stops reading is dropped, and the server closes its socket", async () => {
   await within(30_000, "chat slow socket", async (scope) => {
     const chat = createChatServer({
+      port: 0,
       heartbeatInterval: 0,
       maxQueue: 16,
       closeTimeout: 200,
     });
-    await new Promise<void>((resolve) =>
-      chat.server.listen(0, "127.0.0.1", resolve)
-    );
     scope.defer(() => chat.close());
-    const { port } = chat.server.address() as { port: number };
+    const { port } = await chat.listening;
     const url = `ws://127.0.0.1:${port}/chat`;
     const connections = () =>
       new Promise<number>((resolve, reject) =>

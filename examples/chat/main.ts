@@ -23,18 +23,19 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const chat = createChatServer();
-chat.server.once("error", (error: Error) => {
-  console.error(`cannot listen on ${values.host}:${port}: ${error.message}`);
+const chat = createChatServer({ port, hostname: values.host });
+try {
+  const { port: bound } = await chat.listening;
+  const host = values.host.includes(":") ? `[${values.host}]` : values.host;
+  console.log(`chat server: http://${host}:${bound}/`);
+  console.log("open it in two browser tabs; Ctrl+C stops the server");
+} catch (error) {
+  console.error(
+    `cannot listen on ${values.host}:${port}: ${(error as Error).message}`,
+  );
   console.error("try another port: --port 8081 (or --port 0 for any)");
   process.exit(1);
-});
-chat.server.listen(port, values.host, () => {
-  const address = chat.server.address() as { port: number };
-  const host = values.host.includes(":") ? `[${values.host}]` : values.host;
-  console.log(`chat server: http://${host}:${address.port}/`);
-  console.log("open it in two browser tabs; Ctrl+C stops the server");
-});
+}
 
 process.once("SIGINT", async () => {
   console.log("\nshutting down");

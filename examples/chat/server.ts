@@ -1,16 +1,23 @@
-// The chat's HTTP server: node:http, which hands the raw socket to the
-// `'upgrade'` event on Node, Deno and Bun alike, so the full codec runs on
-// all three. GET / serves the page; a WebSocket handshake on /chat joins
-// the hub.
+// The chat's server: serve(), a node:http server that hands the raw socket
+// to the codec on Node, Deno and Bun alike, with bounded handshakes. GET /
+// serves the page; a WebSocket handshake on /chat joins the hub.
 
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import { upgrade } from "../../src/adapters/node.ts";
+import type { IncomingMessage, Server } from "node:http";
+import {
+  serve,
+  type ServeAddress,
+  type WebSocketServer,
+} from "../../src/serve.ts";
 import { ChatHub, type ChatOptions } from "./hub.ts";
 import { MAX_TEXT_LENGTH } from "./protocol.ts";
 
-/** Options for {@linkcode createChatServer}: the hub's, and the connections'. */
+/** Options for {@linkcode createChatServer}: where, the hub's, the connections'. */
 export interface ChatServerOptions extends ChatOptions {
+  /** The port to listen on; 0 picks a free one. Default 8080. */
+  port?: number;
+  /** The address to listen on. Default 127.0.0.1. */
+  hostname?: string;
   /**
    * Milliseconds a closing connection may take before its socket is
    * dropped (a dead or too slow client's, for one). Default 5000.
@@ -18,10 +25,12 @@ export interface ChatServerOptions extends ChatOptions {
   closeTimeout?: number;
 }
 
-/** A chat server, not yet listening. */
+/** A chat server, listening. */
 export interface ChatServer {
-  /** The node:http server: call `listen()`. */
+  /** The node:http server underneath. */
   server: Server;
+  /** Resolves with where it listens; rejects if it cannot (a port in use). */
+  listening: Promise<ServeAddress>;
   /** The chat: rooms, members, history. */
   hub: ChatHub;
   /** Closes every connection and the server. */
@@ -35,50 +44,52 @@ const PAGE = readFileSync(new URL("./page.html", import.meta.url));
 // before it is read whole.
 const MAX_MESSAGE_SIZE = 3 * MAX_TEXT_LENGTH + 1024;
 
-/** Makes a chat server: the page on `/`, WebSockets on `/chat`. */
+/** Starts a chat server: the page on `/`, WebSockets on `/chat`. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const hub = new ChatHub(options);
-  const server = createServer((request, response) => {
-    const path = new URL(request.url ?? "/", "http://localhost").pathname;
-    if (request.method !== "GET" || (path !== "/" && path !== "/index.html")) {
-      response.writeHead(404, { "content-type": "text/plain" })
-        .end("not found\n");
-      return;
-    }
-    response.writeHead(200, {
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
-      // The page's own script and styles, and WebSockets to this server.
-      "content-security-policy":
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-    }).end(PAGE);
-  });
-  server.on("upgrade", (request, socket, head) => {
-    const path = new URL(request.url ?? "/", "http://localhost").pathname;
-    if (path !== "/chat") {
-      socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
-      return;
-    }
-    // Same-origin by default: only pages from this server may connect.
-    const ws = upgrade(request, socket, head, {
-      maxMessageSize: MAX_MESSAGE_SIZE,
-      closeTimeout: options.closeTimeout,
-    });
+  const ws: WebSocketServer = serve({
+    port: options.port ?? 8080,
+    hostname: options.hostname,
+    request(request, response) {
+      const path = new URL(request.url ?? "/", "http://localhost").pathname;
+      if (
+        request.method !== "GET" || (path !== "/" && path !== "/index.html")
+      ) {
+        response.writeHead(404, { "content-type": "text/plain" })
+          .end("not found\n");
+        return;
+      }
+      response.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+        // The page's own script and styles, and WebSockets to this server.
+        "content-security-policy":
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+      }).end(PAGE);
+    },
+    // Same-origin (the default): only pages from this server may connect.
+    accept: (request) =>
+      new URL(request.url!).pathname === "/chat" ||
+      new Response("not found\n", { status: 404 }),
+    maxMessageSize: MAX_MESSAGE_SIZE,
+    closeTimeout: options.closeTimeout,
+    // The hub runs its own heartbeat, which tells the page why it closed.
+    heartbeat: undefined,
+  }, (connection, request: IncomingMessage) => {
+    // A client is its address: its connections share a cap on the rooms
+    // they create. (Behind a proxy, take the address the proxy forwards.)
     // A client too slow to take its Close within closeTimeout is dropped
     // by the connection itself, socket and all.
-    void hub.accept(ws);
+    void hub.accept(connection, { client: request.socket.remoteAddress });
   });
   return {
-    server,
+    server: ws.server as Server,
+    listening: ws.listening,
     hub,
-    close() {
+    async close() {
       hub.close();
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        // Connections still closing go with their sockets.
-        server.closeAllConnections?.();
-      });
+      await ws.close();
     },
   };
 }
