@@ -184,8 +184,9 @@ export class MessageDecoderStream<S extends boolean = false>
         if (whole === null) return;
         this.#utf8 = null;
         this.enqueue(
-          (this.#direct ? new Utf8Text(whole) : decodeUtf8(whole)) as
-            DecodedMessage<S>,
+          (this.#direct
+            ? new Utf8Text(whole)
+            : decodeUtf8(whole)) as DecodedMessage<S>,
         );
       },
       control: this.#handler.control,

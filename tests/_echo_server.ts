@@ -29,7 +29,8 @@ server.on("upgrade", (request, socket, head) => {
   ws.closed.catch(() => {});
 });
 server.listen(0, "127.0.0.1", () => {
-  console.log((server.address() as { port: number }).port);
+  // A string: Deno colours a number it logs, even into a pipe.
+  console.log(String((server.address() as { port: number }).port));
 });
 process.stdin.resume();
 process.stdin.on("end", () => {

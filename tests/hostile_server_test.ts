@@ -45,7 +45,8 @@ async function startServer(): Promise<Child> {
     let line = "";
     child.stdout!.on("data", (chunk) => {
       line += chunk;
-      if (line.includes("\n")) resolve(Number(line.trim()));
+      const port = /^(\d+)$/m.exec(line);
+      if (port !== null) resolve(Number(port[1]));
     });
     done.then(() => reject(new Error(exit!)));
   });
