@@ -186,11 +186,10 @@ const KEY_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
  */
 function rawUpgrade(
   port: number,
+  host = `Host: 127.0.0.1:${port}\r\n`,
 ): Promise<{ socket: Socket; status: string; rest: Uint8Array }> {
   const socket = connect(port, "127.0.0.1");
-  socket.write(
-    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${KEY_HEADERS}\r\n`,
-  );
+  socket.write(`GET / HTTP/1.1\r\n${host}${KEY_HEADERS}\r\n`);
   return new Promise((resolve, reject) => {
     let received = new Uint8Array(0);
     const onData = (chunk: Uint8Array) => {
@@ -266,6 +265,21 @@ for (const server of servers) {
         closeCode: 4000,
         reason: "done",
       });
+      await served.close();
+    },
+  );
+
+  test(
+    `${name} refuses a handshake without a Host, or with an empty one, with 400 (RFC 9112 §3.2)`,
+    { skip },
+    async () => {
+      // The runtime makes such a request's URL from its own address.
+      const served = await serve(() => Promise.resolve(), { origins: "*" });
+      for (const host of ["", "Host:\r\n"]) {
+        const { socket, status } = await rawUpgrade(served.port, host);
+        assert.match(status, /^HTTP\/1\.1 400 /, JSON.stringify(host));
+        socket.destroy();
+      }
       await served.close();
     },
   );

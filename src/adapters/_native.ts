@@ -21,6 +21,20 @@ import { WebSocketError } from "../errors.ts";
 import type { Message } from "../message.ts";
 
 /**
+ * The request as the handshake should judge it. Deno.serve and Bun.serve
+ * make the URL of a request that came without a `Host` header from the
+ * server's own address (`http://localhost:PORT/`), and acceptUpgrade takes
+ * a URL's authority where a Fetch request has no `Host`; here that would
+ * be made up. Without its URL, the request is refused with 400 (RFC 9112
+ * §3.2) before any hook sees it.
+ */
+export function asReceived(request: Request): Request {
+  return request.headers.has("host")
+    ? request
+    : { method: request.method, headers: request.headers } as Request;
+}
+
+/**
  * What a bridged socket's `writable` accepts: text as a `string`, binary
  * as bytes. Not the codec's streamed `OutgoingMessage`: native WebSockets
  * only send whole messages.

@@ -104,6 +104,7 @@ import {
   refusalResponse,
 } from "../handshake.ts";
 import {
+  asReceived,
   NativeBridge,
   type NativeDriver,
   type NativeSocketOptions,
@@ -422,7 +423,7 @@ export function createBunAdapter(options: BunAdapterOptions = {}): BunAdapter {
       maxQueuedBytes: settings.maxQueuedBytes,
       closeTimeout: settings.closeTimeout,
     });
-    const result = await acceptUpgrade(request, {
+    const result = await acceptUpgrade(asReceived(request), {
       origins: settings.origins,
       protocols: settings.protocols,
       accept: settings.accept,

@@ -70,6 +70,7 @@ import {
   refusalResponse,
 } from "../handshake.ts";
 import {
+  asReceived,
   NativeBridge,
   type NativeDriver,
   type NativeSocketOptions,
@@ -209,7 +210,7 @@ export async function upgrade(
     closeTimeout: options.closeTimeout,
     noPing: "Deno's server WebSocket cannot send pings (idleTimeout does)",
   });
-  const result = await acceptUpgrade(request, {
+  const result = await acceptUpgrade(asReceived(request), {
     origins: options.origins,
     protocols: options.protocols,
     accept: options.accept,
