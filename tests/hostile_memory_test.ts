@@ -4,8 +4,9 @@
 // header claims, and connections left idle in the middle of a frame. Each
 // case sends far more than the limits allow if each unit cost its overhead,
 // and checks that the server's memory grows with the bytes it accepted,
-// not with the count. (Pings are coalesced: tests/hostile_test.ts. Header
-// lines and head size: the 431 cases there.)
+// not with the count; and extension offers and parameters by the thousand
+// cost the handshake no more than its bounded head. (Pings are coalesced:
+// tests/hostile_test.ts. Header lines and head size: the 431 cases there.)
 
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage } from "node:http";
@@ -242,3 +243,43 @@ test(
     await s.close();
   },
 );
+
+test("thousands of extension offers and parameters cost no more than the bounded head", async () => {
+  const s = await server({ perMessageDeflate: true });
+  const offers = [
+    // 2,000 offers of an unknown extension, then permessage-deflate.
+    Array.from({ length: 2000 }, () => "x").join(",") +
+    ", permessage-deflate",
+    // One offer with 1,500 parameters.
+    "permessage-deflate" + "; a".repeat(1500),
+    // 600 offers of permessage-deflate with a parameter each (14 KB).
+    Array.from({ length: 600 }, () => "permessage-deflate; x=1").join(","),
+  ];
+  for (const offer of offers) {
+    const before = held();
+    const socket = net.connect(s.port, "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write(
+      HEAD.replace(
+        "\r\n\r\n",
+        `\r\nSec-WebSocket-Extensions: ${offer}\r\n\r\n`,
+      ),
+    );
+    const status = await new Promise<string>((resolve) => {
+      let head = "";
+      socket.on("data", (chunk: Uint8Array) => {
+        head += new TextDecoder().decode(chunk);
+        if (head.includes("\r\n")) resolve(head.split("\r\n")[0]);
+      });
+      socket.once("close", () => resolve(head));
+    });
+    // Accepted with what could be agreed, or refused as malformed: either
+    // way answered, and nothing kept.
+    assert.match(status, /^HTTP\/1\.1 (101|400) /, offer.slice(0, 40));
+    socket.destroy();
+    const growth = held() - before;
+    assert.ok(growth < 8 * MiB, `grew by ${(growth / MiB).toFixed(1)} MiB`);
+  }
+  await s.close();
+});
