@@ -4,7 +4,6 @@ import { WebSocketError } from "./errors.ts";
 export function connectionLost(what: string, cause?: unknown): WebSocketError {
   return new WebSocketError(`The connection was lost: ${what}`, {
     code: "connection_lost",
-    closeCode: 1006,
     cause,
   });
 }

@@ -1,6 +1,7 @@
 // What every WebSocketStream-shaped endpoint (a connection over bytes, or a
 // bridge to a runtime's native socket) checks of its caller, alike.
 
+import { CloseCode } from "./close_code.ts";
 import { encodeClose, isApplicationCloseCode } from "./close.ts";
 import { MAX_CONTROL_PAYLOAD } from "./frame.ts";
 
@@ -20,7 +21,7 @@ export function checkClose(
     );
   }
   // Checks the reason's length.
-  encodeClose({ closeCode: closeCode ?? 1000, reason });
+  encodeClose({ closeCode: closeCode ?? CloseCode.NormalClosure, reason });
 }
 
 /**

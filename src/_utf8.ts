@@ -69,7 +69,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
 export function invalidUtf8(cause?: unknown): WebSocketError {
   return new WebSocketError(
     "Cannot decode message: a text message is not valid UTF-8",
-    { code: "invalid_utf8", closeCode: 1007, cause },
+    { code: "invalid_utf8", cause },
   );
 }
 

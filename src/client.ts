@@ -126,7 +126,6 @@ function openError(
 ): WebSocketError {
   return new WebSocketError(`Cannot open WebSocket: ${message}`, {
     code,
-    closeCode: 1006,
     cause,
   });
 }

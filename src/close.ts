@@ -5,6 +5,7 @@
  * @module
  */
 
+import { CloseCode } from "./close_code.ts";
 import { WebSocketError } from "./errors.ts";
 import { decodeUtf8 } from "./_utf8.ts";
 
@@ -72,7 +73,7 @@ export function isValidCloseCode(code: number): boolean {
  * ```
  */
 export function isApplicationCloseCode(code: number): boolean {
-  return code === 1000 || (code >= 3000 && code <= 4999);
+  return code === CloseCode.NormalClosure || (code >= 3000 && code <= 4999);
 }
 
 /**
@@ -134,13 +135,14 @@ export function encodeClose(info: CloseInfo): Uint8Array {
 export function decodeClose(
   body: Uint8Array,
 ): { closeCode: number; reason: string } {
-  if (body.length === 0) return { closeCode: 1005, reason: "" };
+  if (body.length === 0) {
+    return { closeCode: CloseCode.NoStatusReceived, reason: "" };
+  }
   if (body.length === 1) {
     throw new WebSocketError(
       "Cannot read close frame: its body is a single byte",
       {
         code: "invalid_close_frame",
-        closeCode: 1002,
       },
     );
   }
@@ -150,7 +152,6 @@ export function decodeClose(
       `Cannot read close frame: ${closeCode} is not a valid close code`,
       {
         code: "invalid_close_frame",
-        closeCode: 1002,
       },
     );
   }
@@ -162,7 +163,6 @@ export function decodeClose(
       "Cannot read close frame: its reason is not valid UTF-8",
       {
         code: "invalid_utf8",
-        closeCode: 1007,
         cause,
       },
     );

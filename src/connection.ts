@@ -6,6 +6,7 @@
  * @module
  */
 
+import { CloseCode } from "./close_code.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
 import { type DirectWrite, link, offerDirectWrite, Stage } from "./_stage.ts";
 import {
@@ -643,7 +644,7 @@ class Session<S extends boolean>
   }
 
   goAway(): void {
-    this.#closeWith({ closeCode: 1001 });
+    this.#closeWith({ closeCode: CloseCode.GoingAway });
   }
 
   close(options: WebSocketCloseOptions): void {
@@ -660,7 +661,12 @@ class Session<S extends boolean>
     const { closeCode, reason = "" } = options;
     // A reason needs a code: as in the WHATWG API, it is then 1000.
     if (closeCode === undefined && reason === "") this.#sendClose({});
-    else this.#sendClose({ closeCode: closeCode ?? 1000, reason });
+    else {
+      this.#sendClose({
+        closeCode: closeCode ?? CloseCode.NormalClosure,
+        reason,
+      });
+    }
   }
 
   async ping(data?: Uint8Array | string): Promise<void> {
@@ -831,7 +837,7 @@ class Session<S extends boolean>
     this.#finish(
       new WebSocketError(
         `The peer is not reading: more than ${this.#maxSendQueue} bytes wait to be sent (maxSendQueue)`,
-        { code: "send_queue_full", closeCode: 1006 },
+        { code: "send_queue_full" },
       ),
     );
   }
@@ -873,7 +879,9 @@ class Session<S extends boolean>
         // frame in response. [...] it typically echos the status code it
         // received."
         this.#sendClose(
-          info.closeCode === 1005 ? {} : { closeCode: info.closeCode },
+          info.closeCode === CloseCode.NoStatusReceived
+            ? {}
+            : { closeCode: info.closeCode },
         );
         this.#maybeFinishClose();
         break;
@@ -934,7 +942,6 @@ class Session<S extends boolean>
           ? null
           : new WebSocketError("The close handshake timed out", {
             code: "close_timeout",
-            closeCode: 1006,
           }),
       );
     }, this.#closeTimeout);
@@ -1056,7 +1063,10 @@ class Session<S extends boolean>
     }
     if (this.#error !== null) return;
     this.#readEnded = true;
-    if (error instanceof WebSocketError && error.closeCode !== 1006) {
+    if (
+      error instanceof WebSocketError &&
+      error.closeCode !== CloseCode.AbnormalClosure
+    ) {
       // §7.1.7: the peer broke the protocol: send the code the RFC names,
       // then close, without reading anything more. The messages that came
       // before the violation, perhaps in the same read, are delivered
@@ -1169,7 +1179,10 @@ class Session<S extends boolean>
     if (idle > 0) {
       const verdict = () => {
         if (!this.#active) {
-          this.#sendClose({ closeCode: 1001, reason: "idle timeout" });
+          this.#sendClose({
+            closeCode: CloseCode.GoingAway,
+            reason: "idle timeout",
+          });
         }
       };
       this.#idleTimer = setInterval(() => {
@@ -1188,7 +1201,7 @@ class Session<S extends boolean>
         this.#finish(
           new WebSocketError(
             "The peer did not answer a heartbeat ping in time",
-            { code: "heartbeat_timeout", closeCode: 1006 },
+            { code: "heartbeat_timeout" },
           ),
         );
       };

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { CloseCode } from "./close_code.ts";
+
 /**
  * Stable identifiers for each way a peer can break the protocol. Match on
  * these, not on the message text.
@@ -32,12 +34,42 @@ export type WebSocketErrorCode =
   | "heartbeat_timeout"
   | "send_queue_full";
 
+/**
+ * The close code each error implies (RFC 6455 §7.4.1, §7.1.5): what the
+ * connection sends in its Close frame, or 1006 (never sent) where nothing
+ * can be: the transport is gone, or was never opened. The one place where
+ * an error's code becomes a close code; a new code without one does not
+ * compile.
+ */
+export const ERROR_CLOSE_CODES = {
+  reserved_bits: CloseCode.ProtocolError,
+  reserved_opcode: CloseCode.ProtocolError,
+  fragmented_control_frame: CloseCode.ProtocolError,
+  control_frame_too_long: CloseCode.ProtocolError,
+  unmasked_frame: CloseCode.ProtocolError,
+  masked_frame: CloseCode.ProtocolError,
+  invalid_length: CloseCode.ProtocolError,
+  frame_too_big: CloseCode.MessageTooBig,
+  unexpected_continuation: CloseCode.ProtocolError,
+  expected_continuation: CloseCode.ProtocolError,
+  invalid_utf8: CloseCode.InvalidFramePayloadData,
+  message_too_big: CloseCode.MessageTooBig,
+  invalid_compressed_data: CloseCode.InvalidFramePayloadData,
+  invalid_close_frame: CloseCode.ProtocolError,
+  unexpected_end: CloseCode.AbnormalClosure,
+  connection_lost: CloseCode.AbnormalClosure,
+  connect_failed: CloseCode.AbnormalClosure,
+  tls_failed: CloseCode.AbnormalClosure,
+  handshake_timeout: CloseCode.AbnormalClosure,
+  close_timeout: CloseCode.AbnormalClosure,
+  heartbeat_timeout: CloseCode.AbnormalClosure,
+  send_queue_full: CloseCode.AbnormalClosure,
+} as const satisfies Record<WebSocketErrorCode, CloseCode>;
+
 /** Options for {@linkcode WebSocketError}. */
 export interface WebSocketErrorOptions {
-  /** The stable identifier of the violation. */
+  /** The stable identifier of the violation; it sets the close code. */
   code: WebSocketErrorCode;
-  /** The close code RFC 6455 names for it (1006 if nothing can be sent). */
-  closeCode: number;
   /** The underlying error, if any. */
   cause?: unknown;
 }
@@ -55,7 +87,6 @@ export interface WebSocketErrorOptions {
  *
  * const error = new WebSocketError("Cannot decode frame: opcode 0x3 is reserved", {
  *   code: "reserved_opcode",
- *   closeCode: 1002,
  * });
  * assert.equal(error.closeCode, 1002);
  * assert.equal(error.name, "WebSocketError");
@@ -72,6 +103,6 @@ export class WebSocketError extends Error {
     super(message, { cause: options.cause });
     this.name = "WebSocketError";
     this.code = options.code;
-    this.closeCode = options.closeCode;
+    this.closeCode = ERROR_CLOSE_CODES[options.code];
   }
 }

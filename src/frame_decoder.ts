@@ -175,7 +175,7 @@ export class FrameDecoder {
     if (this.pending) {
       this.#error = new WebSocketError(
         "Cannot decode frame: the input ended in the middle of a frame",
-        { code: "unexpected_end", closeCode: 1006 },
+        { code: "unexpected_end" },
       );
       throw this.#error;
     }
@@ -241,17 +241,12 @@ export class FrameDecoder {
       const bit = rsv & RSV1 ? 1 : rsv & RSV2 ? 2 : 3;
       fail(
         "reserved_bits",
-        1002,
         `RSV${bit} is set but no extension gave it a meaning`,
       );
     }
     const opcode = b0 & 0x0f;
     if (!isKnownOpcode(opcode)) {
-      fail(
-        "reserved_opcode",
-        1002,
-        `opcode 0x${opcode.toString(16)} is reserved`,
-      );
+      fail("reserved_opcode", `opcode 0x${opcode.toString(16)} is reserved`);
     }
     if (opcode & 0x8) {
       // §5.5: "All control frames MUST have a payload length of 125 bytes
@@ -259,14 +254,12 @@ export class FrameDecoder {
       if ((b0 & FIN) === 0) {
         fail(
           "fragmented_control_frame",
-          1002,
           `control frame (opcode 0x${opcode.toString(16)}) is fragmented`,
         );
       }
       if ((b1 & 0x7f) > MAX_CONTROL_PAYLOAD) {
         fail(
           "control_frame_too_long",
-          1002,
           `control frame (opcode 0x${
             opcode.toString(16)
           }) is longer than 125 bytes`,
@@ -278,10 +271,10 @@ export class FrameDecoder {
     // masked frame."
     const masked = (b1 & MASK) !== 0;
     if (this.#server && !masked) {
-      fail("unmasked_frame", 1002, "a client sent an unmasked frame");
+      fail("unmasked_frame", "a client sent an unmasked frame");
     }
     if (!this.#server && masked) {
-      fail("masked_frame", 1002, "a server sent a masked frame");
+      fail("masked_frame", "a server sent a masked frame");
     }
   }
 
@@ -309,11 +302,7 @@ export class FrameDecoder {
         (bytes[at + 8] << 8) | bytes[at + 9]) >>> 0;
       // §5.2: "the most significant bit MUST be 0".
       if (high > 0x7fffffff) {
-        fail(
-          "invalid_length",
-          1002,
-          "the 64-bit payload length has its top bit set",
-        );
+        fail("invalid_length", "the 64-bit payload length has its top bit set");
       }
       // Past 2^53 - 1 this is approximate, but still above any limit.
       length = high * 0x100000000 + low;
@@ -322,7 +311,6 @@ export class FrameDecoder {
     if (length > this.#maxFrameSize) {
       fail(
         "frame_too_big",
-        1009,
         `a frame of ${length} bytes exceeds the ${this.#maxFrameSize}-byte limit`,
       );
     }
@@ -422,8 +410,7 @@ function makeFrame(b0: number, payload: Uint8Array): Frame {
 
 function fail(
   code: WebSocketErrorCode,
-  closeCode: number,
   what: string,
 ): never {
-  throw new WebSocketError(`Cannot decode frame: ${what}`, { code, closeCode });
+  throw new WebSocketError(`Cannot decode frame: ${what}`, { code });
 }

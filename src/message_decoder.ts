@@ -117,7 +117,7 @@ export class MessageDecoder {
     if (this.#type !== NONE) {
       this.#error = new WebSocketError(
         "Cannot decode message: the frames ended in the middle of a message",
-        { code: "unexpected_end", closeCode: 1006 },
+        { code: "unexpected_end" },
       );
       throw this.#error;
     }
@@ -136,7 +136,6 @@ export class MessageDecoder {
       if (this.#type === NONE) {
         fail(
           "unexpected_continuation",
-          1002,
           "a continuation frame arrived with no message to continue",
         );
       }
@@ -145,7 +144,6 @@ export class MessageDecoder {
       if (this.#type !== NONE) {
         fail(
           "expected_continuation",
-          1002,
           "a new message began before the previous one was finished",
         );
       }
@@ -159,7 +157,6 @@ export class MessageDecoder {
     if (this.#size > this.#maxMessageSize) {
       fail(
         "message_too_big",
-        1009,
         `a message of more than ${this.#maxMessageSize} bytes arrived`,
       );
     }
@@ -187,13 +184,11 @@ export class MessageDecoder {
 
 function fail(
   code: WebSocketErrorCode,
-  closeCode: number,
   what: string,
   cause?: unknown,
 ): never {
   throw new WebSocketError(`Cannot decode message: ${what}`, {
     code,
-    closeCode,
     cause,
   });
 }

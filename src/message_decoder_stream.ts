@@ -218,7 +218,7 @@ export class MessageDecoderStream<S extends boolean = false>
         body,
         new WebSocketError(
           "Cannot decode message: the peer closed the connection in the middle of it",
-          { code: "unexpected_end", closeCode: 1006 },
+          { code: "unexpected_end" },
         ),
       );
     }

@@ -35,7 +35,6 @@ const COMPRESSED = 2;
 function violation(what: string): never {
   throw new WebSocketError(`Cannot decode frame: ${what}`, {
     code: "reserved_bits",
-    closeCode: 1002,
   });
 }
 
@@ -141,7 +140,7 @@ export class MessageInflateStream extends Stage<Frame, Frame> {
         error instanceof TrailingDataError
           ? "Cannot decode message: data follows its final DEFLATE block"
           : "Cannot decode message: its compressed data does not inflate",
-        { code: "invalid_compressed_data", closeCode: 1007, cause: error },
+        { code: "invalid_compressed_data", cause: error },
       );
     }
     // The last output of the frame goes on now (with FIN if the message

@@ -276,7 +276,7 @@ export class NativeBridge implements WebSocketEndpoint {
       this.#fail(
         new WebSocketError(
           `Cannot receive message: more than ${this.#maxQueuedBytes} bytes of messages wait to be read, and the runtime cannot pause reading`,
-          { code: "message_too_big", closeCode: 1009 },
+          { code: "message_too_big" },
         ),
         "too many messages waiting to be read",
       );
@@ -402,7 +402,6 @@ export class NativeBridge implements WebSocketEndpoint {
       this.#finish(
         new WebSocketError("The close handshake timed out", {
           code: "close_timeout",
-          closeCode: 1006,
         }),
       );
       this.#driver?.terminate?.();

@@ -95,6 +95,7 @@
  * @module
  */
 
+import { CloseCode } from "../close_code.ts";
 import { checkSize } from "../_options.ts";
 import {
   acceptUpgrade,
@@ -406,7 +407,11 @@ export function createBunAdapter(options: BunAdapterOptions = {}): BunAdapter {
     close(ws, code, reason) {
       // Bun reports a connection it dropped, or closed itself after a
       // failure (a message too big), as 1006.
-      connectionOf(ws).bridge.closeEvent(code, reason, code !== 1006);
+      connectionOf(ws).bridge.closeEvent(
+        code,
+        reason,
+        code !== CloseCode.AbnormalClosure,
+      );
     },
   };
 

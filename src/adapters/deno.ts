@@ -63,6 +63,7 @@
  * @module
  */
 
+import { CloseCode } from "../close_code.ts";
 import {
   acceptUpgrade,
   type AcceptUpgradeOptions,
@@ -270,7 +271,8 @@ export async function upgrade(
   };
   socket.onclose = (event) => {
     // Deno reports a dropped connection as code 0 or 1006, not clean.
-    const clean = event.wasClean && event.code !== 1006 && event.code !== 0;
+    const clean = event.wasClean && event.code !== CloseCode.AbnormalClosure &&
+      event.code !== 0;
     bridge.closeEvent(event.code, event.reason, clean, failure);
   };
   return { response, socket: bridge };
