@@ -46,13 +46,15 @@ const COPY_LIMIT = 4 * 1024;
 const BATCH_LIMIT = 16 * 1024;
 // A turn's buffer starts this large and doubles as needed.
 const TURN_SIZE = 1024;
-// Once handing on reads has taken this many milliseconds since reading
-// last paused, it pauses until the next turn of the event loop, so that one
-// peer that floods the connection cannot hold the loop for long: other
-// connections' reads and timers come between its reads. A read of tiny
-// messages takes a few milliseconds (Bun reads up to 512 KiB at once); a
-// read of large ones well under one, so they yield rarely.
+// Once handing on reads has taken READ_BUDGET_MS within READ_WINDOW_MS
+// (since the window began, or reading last paused), reading pauses until a
+// timer of the next turn of the event loop, so that one peer that floods
+// the connection cannot hold the loop for long: other connections' reads
+// and timers come between its reads. A read of tiny messages takes a few
+// milliseconds (Bun reads up to 512 KiB at once); a read of large ones
+// well under one, and a connection that is not flooded never yields.
 const READ_BUDGET_MS = 4;
+const READ_WINDOW_MS = 20;
 
 /**
  * A connected socket as a byte duplex. A connection over it reads and
@@ -130,9 +132,10 @@ class NodeSocketTransport implements Transport {
   #unread = 0;
   #reads = 0;
   #paused = false;
-  // Milliseconds spent handing on reads since reading last yielded, and
-  // whether it is yielding now (see READ_BUDGET_MS).
+  // Milliseconds spent handing on reads in the window that began at
+  // `#window`, and whether reading is yielding now (see READ_BUDGET_MS).
   #spent = 0;
+  #window = 0;
   #yielding = false;
   // Writers wait on `#room` while the batch is full (until the turn's
   // writes) or the socket is (until 'drain').
@@ -214,6 +217,10 @@ class NodeSocketTransport implements Transport {
   onData(chunk: Uint8Array): void {
     if (this.#readDone) return;
     const started = performance.now();
+    if (started - this.#window > READ_WINDOW_MS) {
+      this.#window = started;
+      this.#spent = 0;
+    }
     // A plain Uint8Array view: applications get Uint8Arrays, not Buffers.
     const wait = this.#events!.data(
       new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),

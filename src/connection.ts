@@ -1076,6 +1076,13 @@ class Session<S extends boolean>
       // application that does not read gets closeTimeout.
       this.#error = error;
       this.#reading = false;
+      // No heartbeat verdict may stand in for the violation meanwhile.
+      this.#stopKeepalive();
+      if (this.closing()) {
+        // Our Close is already out: the close ends as soon as it can.
+        this.#maybeFinishClose();
+        return;
+      }
       this.#failTimer = setTimeout(
         () => this.#failConnection(),
         this.#closeTimeout,

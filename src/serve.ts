@@ -66,7 +66,7 @@ export interface ServeOptions<S extends boolean = false>
    * `accept` hook to decide, each; a handshake still unfinished is dropped
    * (408 while the head is arriving, 503 while a hook runs). Bounds
    * slowloris peers, which otherwise hold a connection for `node:http`'s
-   * 60 seconds (90 on Deno).
+   * 60 seconds (90 on Deno). 0 turns it off.
    *
    * @default {10000}
    */
@@ -110,9 +110,10 @@ export interface WebSocketServer {
   /** Resolves once the server listens; rejects if it cannot (a port in use). */
   readonly listening: Promise<ServeAddress>;
   /**
-   * Stops listening and closes every open connection with 1001 (going
-   * away), waiting at most `closeTimeout` for their close handshakes;
-   * resolves once every socket is gone.
+   * Stops listening and closes every connection with 1001 (going away),
+   * those still in their handshake once they open; resolves once every
+   * connection has closed (each within its `closeTimeout`, once open) and
+   * every socket is gone.
    */
   close(): Promise<void>;
 }
@@ -125,8 +126,11 @@ const DEFAULT_HEARTBEAT = { interval: 30_000, timeout: 30_000 } as const;
 /**
  * Starts a WebSocket server and calls `handler` with each connection,
  * before its handshake has finished (`opened` settles once it has; a
- * refused handshake rejects it). Every {@linkcode upgrade} option applies;
- * unless given, these defaults hold:
+ * refused handshake rejects it). A promise `handler` returns that rejects
+ * is the connection's end, not the server's: a peer that is refused, or
+ * breaks the protocol, must not take the process down (`closed` says what
+ * happened). Every {@linkcode upgrade} option applies; unless given, these
+ * defaults hold:
  *
  * - the request head must arrive, and the `accept` hook decide, within
  *   `handshakeTimeout` (10 s) each;
@@ -162,7 +166,7 @@ export function serve<
   R extends NodeRequest = NodeRequest,
 >(
   options: ServeOptions<S>,
-  handler: (ws: WebSocketConnection<S>, request: R) => void,
+  handler: (ws: WebSocketConnection<S>, request: R) => unknown,
 ): WebSocketServer {
   const {
     port = 0,
@@ -177,13 +181,18 @@ export function serve<
   if (!("heartbeat" in upgradeOptions)) {
     upgradeOptions.heartbeat = DEFAULT_HEARTBEAT;
   }
-  const server = createServer({
-    // node:http's own bound on the request head, checked every second
-    // rather than every 30 (its default), so that it holds to the second.
-    headersTimeout: handshakeTimeout,
-    connectionsCheckingInterval: Math.min(1000, handshakeTimeout),
-  }, onRequest ?? upgradeRequired);
+  const server = createServer(
+    handshakeTimeout === 0 ? {} : {
+      // node:http's own bound on the request head, checked every second
+      // rather than every 30 (its default), so that it holds to the second.
+      headersTimeout: handshakeTimeout,
+      requestTimeout: Math.max(handshakeTimeout, 300_000),
+      connectionsCheckingInterval: Math.min(1000, handshakeTimeout),
+    },
+    onRequest ?? upgradeRequired,
+  );
   const connections = new Set<WebSocketConnection<S>>();
+  let closing = false;
   server.on(
     "upgrade",
     (request: R, socket: NodeSocket, head: Uint8Array) => {
@@ -191,13 +200,20 @@ export function serve<
       connections.add(ws);
       const forget = () => connections.delete(ws);
       ws.closed.then(forget, forget);
-      handler(ws, request);
+      // A handshake that was under way when close() began.
+      if (closing) goAway(ws);
+      const handled = handler(ws, request);
+      if (handled instanceof Promise) handled.catch(() => {});
     },
   );
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, () => {
       server.off("error", reject);
+      // Once listening, an error is a connection the server could not
+      // accept (too many open files, under a flood): node:http goes on
+      // listening, and an 'error' with no listener would end the process.
+      server.on("error", () => {});
       const address = server.address() as { port: number };
       const host = hostname.includes(":") ? `[${hostname}]` : hostname;
       resolve({
@@ -211,15 +227,19 @@ export function serve<
     server,
     listening,
     async close() {
+      closing = true;
       const stopped = new Promise<void>((resolve) =>
         server.close(() => resolve())
       );
-      await Promise.allSettled(
-        [...connections].map((ws) => {
-          goAway(ws);
-          return ws.closed;
-        }),
-      );
+      // Until none is left: a handshake under way may still open one.
+      while (connections.size > 0) {
+        await Promise.allSettled(
+          [...connections].map((ws) => {
+            goAway(ws);
+            return ws.closed;
+          }),
+        );
+      }
       // Keep-alive sockets, and handshakes still arriving.
       server.closeAllConnections();
       await stopped;

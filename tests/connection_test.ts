@@ -342,6 +342,55 @@ test("WebSocketConnection answers a protocol error with the code the RFC names, 
   });
 });
 
+test("WebSocketConnection reports a protocol error that comes after its own Close at once, not at closeTimeout", async () => {
+  const peer = againstRawPeer("server", { closeTimeout: 10_000 });
+  await peer.connection.opened;
+  peer.connection.close({ closeCode: 1000 });
+  await peer.until(() => isClose(peer.frames.at(-1), 1000));
+  const started = Date.now();
+  await peer.sendBytes(bytes(0x83, 0x80, 0, 0, 0, 0)); // reserved opcode 0x3
+  await rejectsWith(peer.connection.closed, "reserved_opcode", 1002);
+  assert.ok(Date.now() - started < 5000, "waited for closeTimeout");
+  await peer.until(() => peer.transportClosed);
+  // One Close only: ours, sent before the violation.
+  assert.equal(peer.frames.filter((f) => isClose(f)).length, 1);
+  // The peer hangs up too: nothing is left lingering for later tests.
+  await peer.closeTransport();
+});
+
+test("WebSocketConnection delivers the messages before a protocol error, then sends the Close once they are read", async () => {
+  const peer = againstRawPeer("server");
+  const { readable } = await peer.connection.opened;
+  // A message and a violation in one read.
+  const message = new FrameEncoder({ role: "client" });
+  const chunks: Uint8Array[] = [];
+  message.encode(frame(Opcode.Text, "before"), (c) => chunks.push(c.slice()));
+  await peer.sendBytes(concat([...chunks, bytes(0x83, 0x80, 0, 0, 0, 0)]));
+  await new Promise((r) => setTimeout(r, 20));
+  // Not yet: the application has not read "before".
+  assert.equal(peer.frames.length, 0);
+  const reader = readable.getReader();
+  assert.equal((await reader.read()).value, "before");
+  await assert.rejects(reader.read(), { code: "reserved_opcode" });
+  await rejectsWith(peer.connection.closed, "reserved_opcode", 1002);
+  await peer.until(() => peer.transportClosed);
+  assert.ok(isClose(peer.frames.at(-1), 1002));
+  await peer.closeTransport();
+});
+
+test("WebSocketConnection sends the Close after a protocol error within closeTimeout even if the application never reads", async () => {
+  const peer = againstRawPeer("server", { closeTimeout: 100 });
+  await peer.connection.opened;
+  const message = new FrameEncoder({ role: "client" });
+  const chunks: Uint8Array[] = [];
+  message.encode(frame(Opcode.Text, "unread"), (c) => chunks.push(c.slice()));
+  await peer.sendBytes(concat([...chunks, bytes(0x83, 0x80, 0, 0, 0, 0)]));
+  await peer.until(() => isClose(peer.frames.at(-1), 1002));
+  await rejectsWith(peer.connection.closed, "reserved_opcode", 1002);
+  await peer.until(() => peer.transportClosed);
+  await peer.closeTransport();
+});
+
 test("WebSocketConnection fails with 1007 on invalid UTF-8 and 1009 on a message too big", async () => {
   const utf8 = againstRawPeer("client");
   utf8.send(frame(Opcode.Text, bytes(0xc0, 0x80)));

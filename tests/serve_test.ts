@@ -135,3 +135,78 @@ test("serve's listening rejects when the port is taken", async () => {
   await assert.rejects(second.listening);
   await first.close();
 });
+
+test("serve survives handlers that reject: a refused handshake, a peer that breaks the protocol", async () => {
+  const server = serve({}, async (ws) => {
+    // As the README's example does: no catch of its own.
+    const { readable, writable } = await ws.opened;
+    await readable.pipeTo(writable);
+  });
+  const { port, url } = await server.listening;
+  // Refused: another site's page (403), so opened rejects.
+  const refused = new WebSocketStream(url, { origin: "http://evil.example" });
+  await assert.rejects(refused.opened);
+  await refused.closed.catch(() => {});
+  // Broken: a reserved opcode, so the pipe rejects.
+  const peer = await rawPeer(port);
+  peer.socket.write(HEAD);
+  while (!peer.received().includes("\r\n\r\n")) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  peer.socket.write(new Uint8Array([0x83, 0x80, 0, 0, 0, 0]));
+  await peer.closed;
+  // Unhandled rejections would fail this test; give them a turn to surface.
+  await new Promise((r) => setTimeout(r, 50));
+  await server.close();
+});
+
+test("serve's close() also closes a connection whose handshake was under way", async () => {
+  const server = serve({}, () => {});
+  const { port } = await server.listening;
+  const opened = async (peer: Awaited<ReturnType<typeof rawPeer>>) => {
+    while (!peer.received().includes("\r\n\r\n")) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const answer = async (peer: Awaited<ReturnType<typeof rawPeer>>) => {
+    // The Close that comes after the 101: 1001, going away.
+    while (!peer.received().includes("\x88\x02\x03\xe9")) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    peer.socket.write(new Uint8Array([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]));
+  };
+  // One connection open, which takes its time to answer the Close.
+  const first = await rawPeer(port);
+  first.socket.write(HEAD);
+  await opened(first);
+  // Another with half a request head when close() begins.
+  const second = await rawPeer(port);
+  second.socket.write(HEAD.slice(0, 40));
+  await new Promise((r) => setTimeout(r, 20));
+  const closing = server.close();
+  // Its handshake ends while close() waits for the first.
+  second.socket.write(HEAD.slice(40));
+  await opened(second);
+  assert.match(second.received(), /^HTTP\/1\.1 101 /);
+  await answer(second);
+  await new Promise((r) => setTimeout(r, 50));
+  await answer(first);
+  await closing;
+});
+
+test("serve with handshakeTimeout 0 bounds nothing, and takes a slow accept hook", async () => {
+  const server = serve({
+    handshakeTimeout: 0,
+    accept: () => new Promise<boolean>((r) => setTimeout(() => r(true), 50)),
+  }, () => {});
+  const { url } = await server.listening;
+  const client = new WebSocketStream(url);
+  await client.opened;
+  client.close({ closeCode: 1000 });
+  await client.closed;
+  await server.close();
+  // Above node:http's own requestTimeout: still a server.
+  const long = serve({ handshakeTimeout: 600_000 }, () => {});
+  await long.listening;
+  await long.close();
+});

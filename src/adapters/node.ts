@@ -84,6 +84,7 @@ export interface NodeUpgradeOptions<S extends boolean = false>
    * still undecided then is refused with 503 and its socket dropped, so a
    * hook that hangs does not hold connections. (The request head's own
    * time is `node:http`'s `headersTimeout`, which {@linkcode serve} sets.)
+   * 0 turns it off.
    *
    * @default {10000}
    */
@@ -93,11 +94,12 @@ export interface NodeUpgradeOptions<S extends boolean = false>
 /** The default of {@linkcode NodeUpgradeOptions.handshakeTimeout}. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 
-// The hooks' decision, or a refusal once `timeout` ms have passed.
+// The hooks' decision, or a refusal once `timeout` ms (0: never) have passed.
 function withTimeout(
   decision: Promise<UpgradeResult>,
   timeout: number,
 ): Promise<UpgradeResult> {
+  if (timeout === 0) return decision;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<UpgradeResult>((resolve) => {
     timer = setTimeout(() =>
@@ -228,11 +230,13 @@ async function handshake(
   },
   refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
+  const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const result = refused ??
-    await withTimeout(
-      acceptUpgrade(request, options),
-      options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
-    );
+    await withTimeout(acceptUpgrade(request, options), timeout);
+  const response = result.ok
+    ? null
+    : result.response ?? refusalResponse(result);
+  const body = response && new Uint8Array(await response.arrayBuffer());
   if (socket.destroyed) {
     throw new HandshakeError("The socket closed during the handshake", {
       code: "refused",
@@ -240,15 +244,13 @@ async function handshake(
     });
   }
   if (!result.ok) {
-    const response = result.response ?? refusalResponse(result);
-    const body = new Uint8Array(await response.arrayBuffer());
-    const headers = new Headers(response.headers);
+    const headers = new Headers(response!.headers);
     headers.set("connection", "close");
-    headers.set("content-length", String(body.length));
+    headers.set("content-length", String(body!.length));
     socket.write(
-      formatResponseHead(response.status, response.statusText, headers),
+      formatResponseHead(response!.status, response!.statusText, headers),
     );
-    socket.write(body);
+    socket.write(body!);
     socket.end();
     // A peer that neither reads the refusal nor hangs up is not waited on
     // for longer than a closing connection would be.
@@ -261,7 +263,7 @@ async function handshake(
       `Refused the WebSocket handshake: ${result.reason}`,
       {
         code: result.code,
-        status: response.status,
+        status: response!.status,
       },
     );
   }
