@@ -14,7 +14,7 @@ import {
   MAX_CONTROL_PAYLOAD,
   type Role,
 } from "./frame.ts";
-import { isKnownOpcode, Opcode } from "./opcode.ts";
+import { isControlOpcode, isKnownOpcode, Opcode } from "./opcode.ts";
 
 /** Reserved bits a negotiated extension has given a meaning to. */
 export interface ReservedBits {
@@ -248,7 +248,7 @@ export class FrameDecoder {
     if (!isKnownOpcode(opcode)) {
       fail("reserved_opcode", `opcode 0x${opcode.toString(16)} is reserved`);
     }
-    if (opcode & 0x8) {
+    if (isControlOpcode(opcode)) {
       // §5.5: "All control frames MUST have a payload length of 125 bytes
       // or less and MUST NOT be fragmented."
       if ((b0 & FIN) === 0) {
@@ -329,7 +329,7 @@ export class FrameDecoder {
     // meaning, so an intermediary may change it); RSV2 and RSV3 belong to
     // unknown extensions, which may not allow that. Otherwise the payload is
     // allocated once, at its known size.
-    const split = this.#split && (b0 & 0x08) === 0 &&
+    const split = this.#split && !isControlOpcode(b0 & 0x0f) &&
       (b0 & (RSV2 | RSV3)) === 0;
     this.#inFrame = true;
     this.#length = length;

@@ -9,7 +9,7 @@ import { allocate } from "./_bytes.ts";
 import { maskInto, readMaskKey } from "./_mask.ts";
 import { checkRole } from "./_options.ts";
 import { type Frame, MAX_CONTROL_PAYLOAD, type Role } from "./frame.ts";
-import { isKnownOpcode } from "./opcode.ts";
+import { isControlOpcode, isKnownOpcode } from "./opcode.ts";
 
 /** Options for {@linkcode FrameEncoder} and {@linkcode encodeFrame}. */
 export interface FrameEncoderOptions {
@@ -101,7 +101,7 @@ export class FrameEncoder {
         } is reserved`,
       );
     }
-    if (opcode & 0x8) {
+    if (isControlOpcode(opcode)) {
       if (!frame.fin) {
         throw new RangeError(
           "Cannot encode frame: control frames cannot be fragmented",

@@ -9,7 +9,7 @@ import { decodeUtf8, invalidUtf8, utf8Decoder } from "./_utf8.ts";
 import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
 import type { Frame } from "./frame.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./message.ts";
-import { Opcode } from "./opcode.ts";
+import { isControlOpcode, Opcode } from "./opcode.ts";
 
 /** Options for {@linkcode MessageDecoder}. */
 export interface MessageDecoderOptions {
@@ -125,7 +125,7 @@ export class MessageDecoder {
 
   #push(frame: Frame, handler: MessageHandler): void {
     const opcode = frame.opcode;
-    if (opcode & 0x8) {
+    if (isControlOpcode(opcode)) {
       // §5.4: "Control frames MAY be injected in the middle of a fragmented
       // message."
       handler.control(frame);

@@ -9,7 +9,7 @@ import { checkSize } from "./_options.ts";
 import { Stage } from "./_stage.ts";
 import { Deflater } from "./_zlib.ts";
 import type { Frame } from "./frame.ts";
-import { Opcode } from "./opcode.ts";
+import { isControlOpcode, Opcode } from "./opcode.ts";
 
 /** Options for {@linkcode MessageDeflateStream}. */
 export interface MessageDeflateStreamOptions {
@@ -103,7 +103,7 @@ export class MessageDeflateStream extends Stage<Frame, Frame> {
   protected transform(frame: Frame): void | Promise<void> {
     const opcode = frame.opcode;
     // §6.1: control frames are never compressed.
-    if (opcode & 0x8) {
+    if (isControlOpcode(opcode)) {
       this.enqueue(frame);
       return;
     }

@@ -9,7 +9,7 @@ import { Stage } from "./_stage.ts";
 import { Inflater, TrailingDataError } from "./_zlib.ts";
 import { WebSocketError } from "./errors.ts";
 import type { Frame } from "./frame.ts";
-import { Opcode } from "./opcode.ts";
+import { isControlOpcode, Opcode } from "./opcode.ts";
 
 /** Options for {@linkcode MessageInflateStream}. */
 export interface MessageInflateStreamOptions {
@@ -99,7 +99,7 @@ export class MessageInflateStream extends Stage<Frame, Frame> {
   /** Takes one frame. */
   protected transform(frame: Frame): void | Promise<void> {
     const opcode = frame.opcode;
-    if (opcode & 0x8) {
+    if (isControlOpcode(opcode)) {
       if (frame.rsv1) violation("RSV1 is set on a control frame");
       this.enqueue(frame);
       return;
