@@ -659,3 +659,12 @@ function formatHeaders(headers: Headers): string {
   for (const [name, value] of headers) out += `${name}: ${value}\r\n`;
   return out;
 }
+
+/** Whether the comma-separated `value` lists `token`, ASCII case-insensitively. */
+export function listHas(value: string | null, token: string): boolean {
+  if (value === null) return false;
+  const items = splitList(value);
+  if (items === null) return false;
+  for (const item of items) if (equalsIgnoreCase(item, token)) return true;
+  return false;
+}
