@@ -8,6 +8,7 @@
 
 import { CloseCode } from "./close_code.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
+import { Pings } from "./_pings.ts";
 import { type DirectWrite, link, offerDirectWrite, Stage } from "./_stage.ts";
 import {
   type Transport,
@@ -587,12 +588,8 @@ class Session<S extends boolean>
   #idleVerdict: ReturnType<typeof setTimeout> | undefined;
   #active = false;
 
-  // Pings sent by ping() or the heartbeat, oldest first.
-  #pings: {
-    key: string;
-    resolve: () => void;
-    reject: (reason: unknown) => void;
-  }[] = [];
+  // Pings sent by ping() or the heartbeat.
+  readonly #pings = new Pings();
   #pingCounter = 0;
   // The payload of the pong waiting for the transport to take what is
   // ahead of it, if one is.
@@ -675,11 +672,9 @@ class Session<S extends boolean>
     if (this.closing()) {
       throw new TypeError("Cannot ping: the connection is closing");
     }
-    const key = payload.join();
-    const { promise, resolve, reject } = deferred<void>();
-    this.#pings.push({ key, resolve: resolve as () => void, reject });
+    const pong = this.#pings.add(payload);
     this.#encoder!.sendControl(controlFrame(Opcode.Ping, payload));
-    return promise;
+    return pong;
   }
 
   #start(transport: HandshakeResult): void {
@@ -859,17 +854,9 @@ class Session<S extends boolean>
           this.#pong(frame.payload);
         }
         break;
-      case Opcode.Pong: {
-        // §5.5.3: a peer may answer only the latest of several pings, so a
-        // pong answers its ping and every ping sent before it; of pings
-        // with the same data, it may answer the latest.
-        const key = frame.payload.join();
-        const at = this.#pings.findLastIndex((ping) => ping.key === key);
-        if (at >= 0) {
-          for (const ping of this.#pings.splice(0, at + 1)) ping.resolve();
-        }
+      case Opcode.Pong:
+        this.#pings.pong(frame.payload);
         break;
-      }
       case Opcode.Close: {
         // Throws a WebSocketError (1002 or 1007) for a bad close body.
         const info = decodeClose(frame.payload);
@@ -929,7 +916,7 @@ class Session<S extends boolean>
     this.#pendingPong = null;
     this.#decoder?.release();
     this.#stopKeepalive();
-    this.#rejectPings(
+    this.#pings.rejectAll(
       new TypeError("The connection closed before the pong arrived"),
     );
     // Set first: sending the Close may finish the connection at once, and
@@ -1126,7 +1113,7 @@ class Session<S extends boolean>
       (this.#closeReceived === null
         ? connectionLost("the connection closed without a Close frame")
         : null);
-    this.#rejectPings(failure ?? new TypeError("The connection closed"));
+    this.#pings.rejectAll(failure ?? new TypeError("The connection closed"));
 
     // Release the transport: stop reading it, and drop it if it is not
     // already closing.
@@ -1232,11 +1219,5 @@ class Session<S extends boolean>
     clearTimeout(this.#idleVerdict);
     this.#heartbeatTimer = undefined;
     this.#idleTimer = undefined;
-  }
-
-  #rejectPings(reason: unknown): void {
-    const pings = this.#pings;
-    this.#pings = [];
-    for (const ping of pings) ping.reject(reason);
   }
 }

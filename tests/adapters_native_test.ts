@@ -743,3 +743,24 @@ test("NativeBridge: closed rejects with close_timeout when the close never compl
   await assert.rejects(bridge.closed, { code: "close_timeout" });
   assert.deepEqual(fake.calls, ["close undefined undefined", "terminate"]);
 });
+
+test("NativeBridge: a pong settles its ping and every ping before it, as the codec's connection does (§5.5.3)", async () => {
+  const bridge = new NativeBridge("http://localhost/");
+  const fake = fakeDriver({ ping: () => true });
+  bridge.open(fake.driver, "", "");
+  const settled: string[] = [];
+  const ping = (data: string) =>
+    bridge.ping(data).then(
+      () => settled.push(`${data} answered`),
+      () => settled.push(`${data} rejected`),
+    );
+  const pings = [ping("x"), ping("y"), ping("x"), ping("z")];
+  await new Promise((r) => setTimeout(r, 0));
+  // A peer that answers only the latest of three pings, "x" again.
+  bridge.pong(new TextEncoder().encode("x"));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(settled, ["x answered", "y answered", "x answered"]);
+  bridge.close({ closeCode: 1000 });
+  await Promise.all(pings);
+  assert.deepEqual(settled.at(-1), "z rejected");
+});

@@ -10,6 +10,7 @@
 // the close handshake.
 
 import { type Deferred, deferred } from "../_deferred.ts";
+import { Pings } from "../_pings.ts";
 import { checkClose, pingPayload } from "../_endpoint.ts";
 import { checkSize, checkTime } from "../_options.ts";
 import type {
@@ -193,8 +194,8 @@ export class NativeBridge implements WebSocketEndpoint {
   #room: Deferred<void> | null = null;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
 
-  // Pings waiting for their pong, by payload, oldest first.
-  #pings = new Map<string, Deferred<void>[]>();
+  // Pings waiting for their pong.
+  readonly #pings = new Pings();
   #pingCounter = 0;
 
   constructor(url: string, options: NativeBridgeOptions = {}) {
@@ -290,12 +291,7 @@ export class NativeBridge implements WebSocketEndpoint {
 
   /** A pong arrived. */
   pong(payload: Uint8Array): void {
-    const key = payload.join();
-    const waiting = this.#pings.get(key);
-    if (waiting === undefined) return;
-    const ping = waiting.shift()!;
-    if (waiting.length === 0) this.#pings.delete(key);
-    ping.resolve();
+    this.#pings.pong(payload);
   }
 
   /**
@@ -344,17 +340,13 @@ export class NativeBridge implements WebSocketEndpoint {
     if (this.#closeSent || this.#finished) {
       throw new TypeError("Cannot ping: the connection is closing");
     }
-    const ping = deferred<void>();
-    const key = payload.join();
-    const waiting = this.#pings.get(key);
-    if (waiting === undefined) this.#pings.set(key, [ping]);
-    else waiting.push(ping);
+    const pong = this.#pings.add(payload);
     if (!driver.ping(payload)) {
-      this.#rejectPings(
+      this.#pings.rejectAll(
         new TypeError("Cannot ping: the connection is closing"),
       );
     }
-    return ping.promise;
+    return pong;
   }
 
   async #write(message: NativeMessageInput): Promise<void> {
@@ -394,7 +386,7 @@ export class NativeBridge implements WebSocketEndpoint {
   #sendClose(code?: number, reason?: string): void {
     if (this.#closeSent || this.#finished) return;
     this.#closeSent = true;
-    this.#rejectPings(
+    this.#pings.rejectAll(
       new TypeError("The connection closed before the pong arrived"),
     );
     this.#closeTimer = setTimeout(() => {
@@ -430,7 +422,7 @@ export class NativeBridge implements WebSocketEndpoint {
     clearTimeout(this.#pollTimer);
     this.#closeTimer = undefined;
     this.#pollTimer = undefined;
-    this.#rejectPings(error ?? new TypeError("The connection closed"));
+    this.#pings.rejectAll(error ?? new TypeError("The connection closed"));
     // A write waiting for room: its message went out if the close was clean.
     const room = this.#room;
     this.#room = null;
@@ -450,14 +442,5 @@ export class NativeBridge implements WebSocketEndpoint {
     this.#writable?.error(error ?? new TypeError("The connection is closed"));
     if (error === null) this.#closed.resolve(info!);
     else this.#closed.reject(error);
-  }
-
-  #rejectPings(reason: unknown): void {
-    if (this.#pings.size === 0) return;
-    const pings = this.#pings;
-    this.#pings = new Map();
-    for (const waiting of pings.values()) {
-      for (const ping of waiting) ping.reject(reason);
-    }
   }
 }
