@@ -1,16 +1,14 @@
-// The whole library in one file: a server on node:http (the full codec, on
-// Node, Deno and Bun alike) and our client, talking over a real socket.
+// The whole library in one file: a server made by serve() (node:http, so
+// the full codec, on Node, Deno and Bun alike) and our client, talking over
+// a real socket.
 //
 //   node examples/hello.ts    deno run -A examples/hello.ts    bun examples/hello.ts
 
-import { createServer } from "node:http";
-import { upgrade } from "../src/adapters/node.ts";
 import { WebSocketStream } from "../src/client.ts";
+import { serve } from "../src/serve.ts";
 
 // The server shouts back every text message and counts binary ones.
-const server = createServer();
-server.on("upgrade", async (request, socket, head) => {
-  const ws = upgrade(request, socket, head, { protocols: ["shout"] });
+const server = serve({ protocols: ["shout"] }, async (ws) => {
   const { readable, writable, protocol } = await ws.opened;
   console.log(`server: a client connected, speaking "${protocol}"`);
   await readable
@@ -28,10 +26,9 @@ server.on("upgrade", async (request, socket, head) => {
     .pipeTo(writable);
   console.log("server: closed with", await ws.closed);
 });
-await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-const { port } = server.address() as { port: number };
+const { url } = await server.listening;
 
-const client = new WebSocketStream(`ws://127.0.0.1:${port}/`, {
+const client = new WebSocketStream(url, {
   protocols: ["shout"],
 });
 const { readable, writable } = await client.opened;
@@ -61,4 +58,4 @@ console.log(
 );
 client.close({ closeCode: 1000, reason: "bye" });
 console.log("client: closed with", await client.closed);
-server.close();
+await server.close();
