@@ -128,3 +128,30 @@ export function linked<I, O>(
     readable: stages[stages.length - 1].readable,
   };
 }
+
+/** A masked frame, as a client sends it. */
+export function clientFrame(
+  opcode: number,
+  payload: Uint8Array = new Uint8Array(0),
+  fin = true,
+): Uint8Array {
+  const length = payload.length;
+  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + extra + 4 + length);
+  out[0] = (fin ? 0x80 : 0) | opcode;
+  if (extra === 0) out[1] = 0x80 | length;
+  else if (extra === 2) {
+    out[1] = 0x80 | 126;
+    out[2] = length >>> 8;
+    out[3] = length & 0xff;
+  } else {
+    out[1] = 0x80 | 127;
+    new DataView(out.buffer).setBigUint64(2, BigInt(length));
+  }
+  const key = [0x12, 0x34, 0x56, 0x78];
+  out.set(key, 2 + extra);
+  for (let i = 0; i < length; i++) {
+    out[6 + extra + i] = payload[i] ^ key[i & 3];
+  }
+  return out;
+}

@@ -18,7 +18,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { type NodeUpgradeOptions, upgrade } from "../src/adapters/node.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
-import { concat } from "./_helpers.ts";
+import { clientFrame, concat } from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -91,25 +91,6 @@ async function open(port: number): Promise<net.Socket> {
   return socket;
 }
 
-/** A masked frame (with a zero key, so the payload reads as it is). */
-function frame(opcode: number, payload: Uint8Array, fin: boolean): Uint8Array {
-  const length = payload.length;
-  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
-  const out = new Uint8Array(2 + extra + 4 + length);
-  out[0] = (fin ? 0x80 : 0) | opcode;
-  if (extra === 0) out[1] = 0x80 | length;
-  else if (extra === 2) {
-    out[1] = 0x80 | 126;
-    out[2] = length >>> 8;
-    out[3] = length & 0xff;
-  } else {
-    out[1] = 0x80 | 127;
-    new DataView(out.buffer).setBigUint64(2, BigInt(length));
-  }
-  out.set(payload, 6 + extra);
-  return out;
-}
-
 /** Writes `bytes`, waiting for the socket to drain. */
 async function send(socket: net.Socket, bytes: Uint8Array): Promise<void> {
   if (!socket.write(bytes)) {
@@ -133,12 +114,12 @@ async function fragmented(
   const { readable } = await ws.opened;
   const reader = readable.getReader();
   const before = held();
-  await send(socket, frame(opcode, piece(0), false));
+  await send(socket, clientFrame(opcode, piece(0), false));
   const BATCH = 10_000;
   for (let i = 1; i < count - 1; i += BATCH) {
     const frames: Uint8Array[] = [];
     for (let k = i; k < Math.min(i + BATCH, count - 1); k++) {
-      frames.push(frame(0x0, piece(k), false));
+      frames.push(clientFrame(0x0, piece(k), false));
     }
     await send(socket, concat(frames));
   }
@@ -148,10 +129,10 @@ async function fragmented(
       if (chunk.includes(0x8a)) resolve();
     });
   });
-  await send(socket, frame(0x9, new Uint8Array(0), true));
+  await send(socket, clientFrame(0x9, new Uint8Array(0), true));
   await ponged;
   const growth = held() - before;
-  await send(socket, frame(0x0, piece(count - 1), true));
+  await send(socket, clientFrame(0x0, piece(count - 1), true));
   const { value: message } = await reader.read();
   socket.destroy();
   await s.close();
