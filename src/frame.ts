@@ -38,7 +38,9 @@ export type Role = "client" | "server";
  *
  * @example A longer ping is refused before it is sent
  * ```ts
- * import { encodeFrame, MAX_CONTROL_PAYLOAD, Opcode } from "../mod.ts";
+ * import { MAX_CONTROL_PAYLOAD } from "./frame.ts";
+ * import { encodeFrame } from "./frame_encoder.ts";
+ * import { Opcode } from "./opcode.ts";
  * import assert from "node:assert/strict";
  *
  * const ping = (size: number) => ({
@@ -56,7 +58,8 @@ export const MAX_CONTROL_PAYLOAD = 125;
  *
  * @example Raising it for one decoder
  * ```ts
- * import { DEFAULT_MAX_FRAME_SIZE, FrameDecoderStream } from "../mod.ts";
+ * import { DEFAULT_MAX_FRAME_SIZE } from "./frame.ts";
+ * import { FrameDecoderStream } from "./frame_decoder_stream.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(DEFAULT_MAX_FRAME_SIZE, 16 * 1024 * 1024);

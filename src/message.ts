@@ -50,7 +50,8 @@ export interface OutgoingMessage {
  *
  * @example A smaller limit for a chat
  * ```ts
- * import { DEFAULT_MAX_MESSAGE_SIZE, MessageDecoderStream } from "../mod.ts";
+ * import { DEFAULT_MAX_MESSAGE_SIZE } from "./message.ts";
+ * import { MessageDecoderStream } from "./message_decoder_stream.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(DEFAULT_MAX_MESSAGE_SIZE, 16 * 1024 * 1024);
@@ -65,7 +66,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE: number = 16 * 1024 * 1024;
  *
  * @example A message one byte over the size goes out as two frames
  * ```ts
- * import { DEFAULT_FRAGMENT_SIZE, MessageEncoderStream } from "../mod.ts";
+ * import { DEFAULT_FRAGMENT_SIZE } from "./message.ts";
+ * import { MessageEncoderStream } from "./message_encoder_stream.ts";
  * import assert from "node:assert/strict";
  *
  * const frames = await Array.fromAsync(
