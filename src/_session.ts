@@ -604,6 +604,13 @@ export class Session<S extends boolean>
         this.#maybeFinishClose();
         break;
       }
+      case Opcode.Continuation:
+      case Opcode.Text:
+      case Opcode.Binary:
+        // Data frames never come here: the message decoder keeps them.
+        break;
+      default:
+        frame.opcode satisfies never;
     }
   }
 
