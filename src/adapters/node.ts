@@ -233,40 +233,8 @@ async function handshake(
   const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const result = refused ??
     await withTimeout(acceptUpgrade(request, options), timeout);
-  const response = result.ok
-    ? null
-    : result.response ?? refusalResponse(result);
-  const body = response && new Uint8Array(await response.arrayBuffer());
-  if (socket.destroyed) {
-    throw new HandshakeError("The socket closed during the handshake", {
-      code: "refused",
-      status: 0,
-    });
-  }
-  if (!result.ok) {
-    const headers = new Headers(response!.headers);
-    headers.set("connection", "close");
-    headers.set("content-length", String(body!.length));
-    socket.write(
-      formatResponseHead(response!.status, response!.statusText, headers),
-    );
-    socket.write(body!);
-    socket.end();
-    // A peer that neither reads the refusal nor hangs up is not waited on
-    // for longer than a closing connection would be.
-    const linger = setTimeout(
-      () => socket.destroy(),
-      options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
-    );
-    socket.on("close", () => clearTimeout(linger));
-    throw new HandshakeError(
-      `Refused the WebSocket handshake: ${result.reason}`,
-      {
-        code: result.code,
-        status: response!.status,
-      },
-    );
-  }
+  if (!result.ok) return refuse(socket, result, options.closeTimeout);
+  if (socket.destroyed) throw closedDuringHandshake();
   const duplex = nodeSocketDuplex(socket);
   socket.off("error", ignoreError);
   socket.write(formatResponseHead(101, "Switching Protocols", result.headers));
@@ -276,6 +244,41 @@ async function handshake(
     protocol: result.protocol,
     extensions: result.extensions,
     head: new Uint8Array(head.buffer, head.byteOffset, head.byteLength),
+  });
+}
+
+// Writes the refusal and ends the socket; throws what `opened` rejects with.
+async function refuse(
+  socket: NodeSocket,
+  refused: UpgradeRefused,
+  closeTimeout = DEFAULT_CLOSE_TIMEOUT,
+): Promise<never> {
+  const response = refused.response ?? refusalResponse(refused);
+  // Read before the socket is looked at: it may close meanwhile.
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (socket.destroyed) throw closedDuringHandshake();
+  const headers = new Headers(response.headers);
+  headers.set("connection", "close");
+  headers.set("content-length", String(body.length));
+  socket.write(
+    formatResponseHead(response.status, response.statusText, headers),
+  );
+  socket.write(body);
+  socket.end();
+  // A peer that neither reads the refusal nor hangs up is not waited on
+  // for longer than a closing connection would be.
+  const linger = setTimeout(() => socket.destroy(), closeTimeout);
+  socket.on("close", () => clearTimeout(linger));
+  throw new HandshakeError(
+    `Refused the WebSocket handshake: ${refused.reason}`,
+    { code: refused.code, status: response.status },
+  );
+}
+
+function closedDuringHandshake(): HandshakeError {
+  return new HandshakeError("The socket closed during the handshake", {
+    code: "refused",
+    status: 0,
   });
 }
 
