@@ -1,48 +1,36 @@
-// Pings sent and not yet answered (RFC 6455 §5.5.2, §5.5.3): the one rule
-// for which pings a pong settles, shared by every kind of endpoint (the
-// codec's connection and the bridges to the runtimes' native sockets).
+// The application's pings waiting for their pongs, as promises: the host
+// side of the protocol's ping bookkeeping (`_protocol.ts` decides which
+// pings a pong answers; this settles them).
 
 import { type Deferred, deferred } from "./_deferred.ts";
 
-interface Sent {
-  key: string;
-  settle: Deferred<void>;
-}
-
-/** The pings an endpoint has sent, oldest first, each waiting for its pong. */
-export class Pings {
+/** Promises for pings sent, oldest first. */
+export class PendingPings {
   // Made with the first ping: most connections never send one.
-  #sent: Sent[] | null = null;
+  #waiting: Deferred<void>[] | null = null;
 
-  /** A ping with `payload` is going out; the promise settles with its pong. */
-  add(payload: Uint8Array): Promise<void> {
+  /** A ping went out: the promise settles when its pong comes. */
+  add(): Promise<void> {
     const settle = deferred<void>();
-    (this.#sent ??= []).push({ key: payload.join(), settle });
+    (this.#waiting ??= []).push(settle);
     return settle.promise;
   }
 
-  /**
-   * A pong arrived. §5.5.3: "If an endpoint receives a Ping frame and has
-   * not yet sent Pong frame(s) in response to previous Ping frame(s), the
-   * endpoint MAY elect to send a Pong frame for only the most recently
-   * processed Ping frame." So a pong answers its ping and every ping sent
-   * before it; of pings with the same data, the latest. A pong that
-   * answers none (unsolicited, §5.5.3) settles nothing.
-   */
-  pong(payload: Uint8Array): void {
-    const sent = this.#sent;
-    if (sent === null) return;
-    const key = payload.join();
-    const at = sent.findLastIndex((ping) => ping.key === key);
-    if (at < 0) return;
-    for (const ping of sent.splice(0, at + 1)) ping.settle.resolve();
+  /** The ping just added did not go out after all. */
+  withdraw(): void {
+    this.#waiting!.pop();
   }
 
-  /** Rejects every ping still waiting: the connection is closing. */
-  rejectAll(reason: unknown): void {
-    const sent = this.#sent;
-    if (sent === null || sent.length === 0) return;
-    this.#sent = [];
-    for (const ping of sent) ping.settle.reject(reason);
+  /** The oldest `count` pings have their pongs. */
+  answered(count: number): void {
+    for (const ping of this.#waiting?.splice(0, count) ?? []) ping.resolve();
+  }
+
+  /** Every ping still waiting fails with `reason`. */
+  failed(reason: unknown): void {
+    const waiting = this.#waiting;
+    if (waiting === null || waiting.length === 0) return;
+    this.#waiting = [];
+    for (const ping of waiting) ping.reject(reason);
   }
 }

@@ -1,19 +1,27 @@
-// A connection's wiring and state, behind WebSocketConnection (connection.ts):
-// the stages over the transport, the close handshake, pings and pongs,
-// heartbeat, idle and close timers.
+// A connection's wiring, behind WebSocketConnection (connection.ts): the
+// stages over the transport, and the I/O of its protocol (`_protocol.ts`):
+// control frames to send, the transport to end, the one timer.
 
 import { CloseCode } from "./close_code.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
-import { Pings } from "./_pings.ts";
+import { Alarm, now } from "./_alarm.ts";
+import { PendingPings } from "./_pings.ts";
+import {
+  type CloseBody,
+  DEFAULT_CLOSE_TIMEOUT,
+  type Outcome,
+  Protocol,
+  type ProtocolHost,
+} from "./_protocol.ts";
 import { type DirectWrite, link, offerDirectWrite, Stage } from "./_stage.ts";
 import {
   type Transport,
   type TransportEvents,
   transportOf,
 } from "./_transport.ts";
-import { checkClose, pingPayload } from "./_endpoint.ts";
+import { checkClose } from "./_endpoint.ts";
 import { checkRole, checkSize, checkTime } from "./_options.ts";
-import { decodeClose, encodeClose } from "./close.ts";
+import { encodeClose } from "./close.ts";
 import { connectionLost } from "./_connection_lost.ts";
 import { WebSocketError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_SIZE, type Frame, type Role } from "./frame.ts";
@@ -38,15 +46,11 @@ import {
 import type {
   ByteDuplex,
   HandshakeResult,
-  HeartbeatOptions,
   WebSocketCloseInfo,
   WebSocketCloseOptions,
   WebSocketConnectionOptions,
   WebSocketOpenInfo,
 } from "./connection.ts";
-
-/** How long a close handshake may take, by default, in milliseconds. */
-export const DEFAULT_CLOSE_TIMEOUT = 5000;
 
 // What a queued message counts towards maxSendQueue.
 function queuedSize(message: MessageInput | undefined): number {
@@ -55,19 +59,6 @@ function queuedSize(message: MessageInput | undefined): number {
     return message.byteLength;
   }
   return 0;
-}
-
-// Runs a timeout's `verdict` (no pong, no activity) once the input waiting
-// has been read. After the event loop stalled past a deadline, timers run
-// before that input is read, and the answer may be in it: the verdict waits
-// two more turns of the loop (Node and Deno read the input before one
-// zero-delay timer; Bun, with the tests' stall, not always). `keep` stores
-// each timer, so that stopping the connection can clear it.
-function afterWaitingInput(
-  verdict: () => void,
-  keep: (timer: ReturnType<typeof setTimeout>) => void,
-): void {
-  keep(setTimeout(() => keep(setTimeout(verdict, 0)), 0));
 }
 
 function controlFrame(opcode: Opcode, payload: Uint8Array): Frame {
@@ -266,12 +257,14 @@ class MessageSink
   }
 }
 
-// A connection's state and wiring, behind WebSocketConnection. Its parts
-// (the transport, the decoders, the output sink, the writable) call it back
-// through its public methods, so a connection holds one object for all of
-// them, not a closure for each.
+// A connection's wiring, behind WebSocketConnection: the stages over the
+// transport, and the host of its protocol (`_protocol.ts`), which decides
+// the close handshake, pings and timeouts. Its parts (the transport, the
+// decoders, the output sink, the writable, the protocol, the timer) call it
+// back through its public methods, so a connection holds one object for
+// all of them, not a closure for each.
 export class Session<S extends boolean>
-  implements TransportEvents, DecoderEvents, OutputEvents {
+  implements TransportEvents, DecoderEvents, OutputEvents, ProtocolHost {
   readonly opened: Promise<WebSocketOpenInfo<S>>;
   readonly closed: Promise<WebSocketCloseInfo>;
 
@@ -285,6 +278,14 @@ export class Session<S extends boolean>
   // connection's whole life.
   #opened: Deferred<WebSocketOpenInfo<S>> | null = deferred();
   readonly #closed = deferred<WebSocketCloseInfo>();
+  // Close as soon as the transport opens.
+  #pendingClose: WebSocketCloseOptions | null = null;
+
+  #protocol: Protocol | null = null;
+  // Made with the first deadline: a connection without heartbeat or idle
+  // timeout has no timer until it closes.
+  #alarm: Alarm | null = null;
+  readonly #pings = new PendingPings();
 
   #transport: Transport | null = null;
   #frameDecoder: ConnectionFrameDecoder | null = null;
@@ -297,34 +298,8 @@ export class Session<S extends boolean>
   #reading = true;
   #transportReadEnded = false;
   #onTransportReadEnded: (() => void) | null = null;
-
-  // The close handshake.
-  #closeSent = false;
-  #closeFlushed = false;
-  #closeReceived: WebSocketCloseInfo | null = null;
-  #readEnded = false;
-  #writeEnded = false;
-  #writableClosed = false;
-  // Closing the transport's writable, once begun.
+  // Ending the transport's writable (a FIN), once begun.
   #writableClosing: Promise<void> | null = null;
-  #error: WebSocketError | null = null;
-  #finished = false;
-  #pendingClose: WebSocketCloseOptions | null = null;
-
-  // Timers, all cleared by #finish().
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #failTimer: ReturnType<typeof setTimeout> | undefined;
-  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
-  #idleTimer: ReturnType<typeof setInterval> | undefined;
-  #idleVerdict: ReturnType<typeof setTimeout> | undefined;
-  #active = false;
-
-  // Pings sent by ping() or the heartbeat.
-  readonly #pings = new Pings();
-  #pingCounter = 0;
-  // The payload of the pong waiting for the transport to take what is
-  // ahead of it, if one is.
-  #pendingPong: Uint8Array | null = null;
 
   constructor(
     transport: ByteDuplex | Promise<HandshakeResult>,
@@ -381,30 +356,33 @@ export class Session<S extends boolean>
   }
 
   #closeWith(options: WebSocketCloseOptions): void {
-    if (this.#transport === null) {
+    const protocol = this.#protocol;
+    if (protocol === null) {
       // Still connecting: close as soon as it opens.
       this.#pendingClose ??= options;
       return;
     }
     const { closeCode, reason = "" } = options;
     // A reason needs a code: as in the WHATWG API, it is then 1000.
-    if (closeCode === undefined && reason === "") this.#sendClose({});
-    else {
-      this.#sendClose({
-        closeCode: closeCode ?? CloseCode.NormalClosure,
-        reason,
-      });
-    }
+    protocol.close(
+      now(),
+      closeCode === undefined && reason === ""
+        ? {}
+        : { closeCode: closeCode ?? CloseCode.NormalClosure, reason },
+    );
   }
 
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
-    const payload = pingPayload(data, () => ++this.#pingCounter);
-    if (this.closing()) {
-      throw new TypeError("Cannot ping: the connection is closing");
+    // Waiting before the ping goes: sending may end the connection, and
+    // fail it, at once.
+    const pong = this.#pings.add();
+    try {
+      this.#protocol!.ping(data);
+    } catch (error) {
+      this.#pings.withdraw();
+      throw error;
     }
-    const pong = this.#pings.add(payload);
-    this.#encoder!.sendControl(controlFrame(Opcode.Ping, payload));
     return pong;
   }
 
@@ -483,7 +461,7 @@ export class Session<S extends boolean>
       link(compress, frameEncoder);
     }
     // Outgoing: everything the encoders produce, up to and including the
-    // Close frame; the transport is ended by #closeWritable() or #finish().
+    // Close frame; the transport is ended by endOutput() or closed().
     link(
       frameEncoder,
       this.#sink = new TransportSink(wire, this),
@@ -507,7 +485,13 @@ export class Session<S extends boolean>
     // it is decoded, without the two streams' queues.
     offerDirectWrite(writable, sink);
 
-    this.#startTimers();
+    this.#protocol = new Protocol(this, {
+      role,
+      closeTimeout: this.#closeTimeout,
+      heartbeat: options.heartbeat,
+      idleTimeout: options.idleTimeout,
+      autoPong: options.autoPong,
+    }, now());
     this.#opened!.resolve({
       readable,
       writable,
@@ -518,7 +502,7 @@ export class Session<S extends boolean>
 
     // Incoming: the transport's bytes through the decoders, the bytes read
     // past the handshake first. They may close the connection at once (a
-    // protocol error), so the timers have started before.
+    // protocol error), so the protocol has started before.
     const head = transport.head;
     if (head !== undefined && head.length > 0) this.data(head);
     wire.start(this);
@@ -544,23 +528,23 @@ export class Session<S extends boolean>
    * writable: a Close with no code.
    */
   closeFromStream(): void {
-    this.#sendClose({});
+    this.#protocol!.close(now(), {});
   }
 
   /** Whether the peer's Close frame has arrived. */
   closeReceived(): boolean {
-    return this.#closeReceived !== null;
+    return this.#protocol!.closeReceived;
   }
 
   /** Whether our Close is out, or the connection is over. */
   closing(): boolean {
-    return this.#closeSent || this.#finished;
+    return this.#protocol!.closing;
   }
 
   #sendQueueFull(): void {
     // Checked again: the queue may have moved on since.
-    if (this.#finished || this.#sendQueue <= this.#maxSendQueue) return;
-    this.#finish(
+    if (this.#sendQueue <= this.#maxSendQueue) return;
+    this.#protocol!.abort(
       new WebSocketError(
         `The peer is not reading: more than ${this.#maxSendQueue} bytes wait to be sent (maxSendQueue)`,
         { code: "send_queue_full" },
@@ -569,131 +553,121 @@ export class Session<S extends boolean>
   }
 
   #openFailed(error: unknown): void {
-    this.#finished = true;
     this.#opened?.reject(error);
     this.#opened = null;
     this.#closed.reject(error);
   }
 
   #onControl(frame: Frame): void {
-    this.#active = true;
-    switch (frame.opcode) {
+    const opcode = frame.opcode;
+    switch (opcode) {
       case Opcode.Ping:
-        // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
-        // frame in response, unless it already received a Close frame."
-        if (this.#options.autoPong !== false && !this.#closeSent) {
-          this.#pong(frame.payload);
-        }
-        break;
       case Opcode.Pong:
-        this.#pings.pong(frame.payload);
+      case Opcode.Close:
+        this.#protocol!.control(now(), opcode, frame.payload);
         break;
-      case Opcode.Close: {
-        // Throws a WebSocketError (1002 or 1007) for a bad close body.
-        const info = decodeClose(frame.payload);
-        this.#closeReceived = info;
-        // §5.5.1: "If an endpoint receives a Close frame and did not
-        // previously send a Close frame, the endpoint MUST send a Close
-        // frame in response. [...] it typically echos the status code it
-        // received."
-        this.#sendClose(
-          info.closeCode === CloseCode.NoStatusReceived
-            ? {}
-            : { closeCode: info.closeCode },
-        );
-        this.#maybeFinishClose();
-        break;
-      }
       case Opcode.Continuation:
       case Opcode.Text:
       case Opcode.Binary:
         // Data frames never come here: the message decoder keeps them.
         break;
       default:
-        frame.opcode satisfies never;
+        opcode satisfies never;
     }
   }
 
-  // §5.5.3: "If an endpoint receives a Ping frame and has not yet sent Pong
-  // frame(s) in response to previous Ping frame(s), the endpoint MAY elect
-  // to send a Pong frame for only the most recently processed Ping frame."
-  // A pong waits while the transport has not taken what was sent before
-  // it, and a newer ping replaces its payload: a peer that floods pings
-  // and never reads the pongs costs one pong, not one per ping.
-  #pong(payload: Uint8Array): void {
-    const waiting = this.#pendingPong !== null;
-    // A copy: the decoder may reuse the payload's buffer.
-    this.#pendingPong = payload.slice();
-    if (!waiting) this.#sendPong();
+  // What the protocol asks (ProtocolHost).
+
+  sendPing(payload: Uint8Array): boolean {
+    return this.#sendControl(Opcode.Ping, payload);
   }
 
-  #sendPong(): void {
-    if (this.closing()) {
-      this.#pendingPong = null;
-      return;
-    }
-    const drained = this.#encoder!.drained();
-    if (drained !== undefined) {
-      drained.then(() => this.#sendPong());
-      return;
-    }
-    const payload = this.#pendingPong!;
-    this.#pendingPong = null;
-    this.#encoder!.sendControl(controlFrame(Opcode.Pong, payload));
+  sendPong(payload: Uint8Array): void {
+    this.#sendControl(Opcode.Pong, payload);
   }
 
-  #sendClose(info: { closeCode?: number; reason?: string }): void {
-    if (this.closing()) return;
-    // Once the peer has broken the protocol, whoever closes sends the code
-    // the RFC names for what it did.
-    const error = this.#error;
-    if (error !== null) info = { closeCode: error.closeCode };
-    clearTimeout(this.#failTimer);
-    this.#closeSent = true;
-    const pong = this.#pendingPong;
-    this.#pendingPong = null;
+  sendClose(body: CloseBody): void {
+    // The peer's Close must now be read even if the application has
+    // stopped reading (see ConnectionDecoder.ready()).
     this.#decoder?.release();
-    this.#stopKeepalive();
-    this.#pings.rejectAll(
-      new TypeError("The connection closed before the pong arrived"),
-    );
-    // Set first: sending the Close may finish the connection at once, and
-    // #finish() clears it.
-    this.#closeTimer = setTimeout(() => {
-      // Once both Close frames have crossed, the close was clean however
-      // long the transport takes to end: drop it.
-      this.#finish(
-        this.#handshakeDone()
-          ? null
-          : new WebSocketError("The close handshake timed out", {
-            code: "close_timeout",
-          }),
-      );
-    }, this.#closeTimeout);
+    this.#sendControl(Opcode.Close, encodeClose(body));
+  }
+
+  #sendControl(opcode: Opcode, payload: Uint8Array): boolean {
     try {
-      // The last ping before the close is still owed its pong (§5.5.2).
-      if (pong !== null) {
-        this.#encoder!.sendControl(controlFrame(Opcode.Pong, pong));
-      }
-      this.#encoder!.sendControl(controlFrame(Opcode.Close, encodeClose(info)));
+      this.#encoder!.sendControl(controlFrame(opcode, payload));
+      return true;
     } catch {
       // The output has already ended: the transport is gone.
+      return false;
     }
   }
 
-  // Both Close frames have crossed, or we failed the connection and ours
-  // is out: the server closes the transport first (§7.1.1); the client
-  // waits for it.
-  #maybeFinishClose(): void {
-    if (!this.#closeFlushed) return;
-    if (this.#closeReceived === null && this.#error === null) return;
-    if (this.#role === "server" || this.#error !== null) this.#closeWritable();
-    if (this.#readEnded || this.#error !== null) this.#finish(this.#error);
+  // A pong waits while the transport has not taken what was sent before
+  // it, and a newer ping replaces its payload meanwhile: a peer that floods
+  // pings and never reads the pongs costs one pong, not one per ping.
+  pongOwed(): void {
+    const drained = this.#encoder!.drained();
+    if (drained === undefined) this.#protocol!.sendOwedPong();
+    else drained.then(() => this.pongOwed());
   }
+
+  // Ends the sending direction (a TCP FIN), once the Close frame is out.
+  endOutput(): void {
+    if (this.#writableClosing !== null) return;
+    this.#writableClosing = this.#transport!.end();
+  }
+
+  pingsAnswered(count: number): void {
+    this.#pings.answered(count);
+  }
+
+  pingsFailed(reason: unknown): void {
+    this.#pings.failed(reason);
+  }
+
+  setDeadline(at: number): void {
+    if (this.#alarm === null && at === Infinity) return;
+    (this.#alarm ??= new Alarm(this)).set(at);
+  }
+
+  /** The alarm went off. */
+  tick(time: number): void {
+    this.#protocol!.tick(time);
+  }
+
+  finished(outcome: Outcome): void {
+    const failure = outcome instanceof WebSocketError ? outcome : null;
+    // Release the transport: stop reading it, and drop it if it is not
+    // already closing.
+    const transport = this.#transport!;
+    const reason = failure ?? new TypeError("The connection closed");
+    this.#reading = false;
+    this.#frameDecoder!.abort(reason);
+    this.#decoder!.release();
+    this.#sink!.stop(reason);
+    if (this.#writableClosing === null && failure === null) {
+      this.#writableClosing = transport.end();
+    }
+    if (this.#writableClosing === null) transport.destroy(reason);
+    else this.#linger(transport, reason);
+    if (failure !== null) {
+      this.#writableController!.error(failure);
+      this.#closed.reject(failure);
+    } else {
+      this.#writableController!.error(
+        new TypeError("The connection is closed"),
+      );
+      this.#closed.resolve(outcome as WebSocketCloseInfo);
+    }
+  }
+
+  // What the transport and the stages report.
 
   /** Bytes from the transport. */
   data(chunk: Uint8Array): void | Promise<void> {
     if (!this.#reading) return;
+    this.#protocol!.activity();
     let waiting;
     try {
       waiting = this.#frameDecoder!.feed(chunk);
@@ -716,8 +690,9 @@ export class Session<S extends boolean>
       this.onError(error);
       return;
     }
-    if (ending === undefined) this.#onReadEnd();
-    else ending.then(() => this.#onReadEnd(), (e) => this.onError(e));
+    const protocol = this.#protocol!;
+    if (ending === undefined) protocol.inputEnded();
+    else ending.then(() => protocol.inputEnded(), (e) => this.onError(e));
   }
 
   /** Reading the transport failed. */
@@ -740,38 +715,13 @@ export class Session<S extends boolean>
   }
 
   outputEnded(): void {
-    this.#writeEnded = true;
-    this.#closeFlushed = this.#closeSent;
-    this.#maybeFinishClose();
+    this.#protocol!.closeFlushed();
   }
 
   writeError(error: unknown): void {
-    this.#writeEnded = true;
-    this.#finish(
-      this.#handshakeDone()
-        ? null
-        : connectionLost("the transport failed while sending", error),
+    this.#protocol!.outputFailed(
+      connectionLost("the transport failed while sending", error),
     );
-  }
-
-  #handshakeDone(): boolean {
-    return this.#closeReceived !== null && this.#closeFlushed &&
-      this.#error === null;
-  }
-
-  #onReadEnd(): void {
-    this.#readEnded = true;
-    if (this.#closeReceived === null) {
-      // §7.1.5: closed without a Close frame: 1006.
-      this.#finish(
-        connectionLost("the transport closed without a Close frame"),
-      );
-      return;
-    }
-    if (this.#closeFlushed) {
-      this.#closeWritable();
-      this.#finish(null);
-    }
   }
 
   /**
@@ -779,105 +729,31 @@ export class Session<S extends boolean>
    * or the transport's input did.
    */
   onError(error: unknown): void {
-    if (this.#finished) return;
-    if (this.#closeReceived !== null && this.#error === null) {
-      // §5.5.1: nothing counts after the peer's Close, not even bytes that
-      // break the protocol; reading stops there.
-      this.#onReadEnd();
-      return;
-    }
-    if (this.#error !== null) return;
-    this.#readEnded = true;
+    const protocol = this.#protocol!;
     if (
       error instanceof WebSocketError &&
       error.closeCode !== CloseCode.AbnormalClosure
     ) {
-      // §7.1.7: the peer broke the protocol: send the code the RFC names,
-      // then close, without reading anything more. The messages that came
-      // before the violation, perhaps in the same read, are delivered
-      // first: the Close goes once the application has read them, and had
-      // a turn of the event loop to answer the last (an echo's reply goes
-      // out before the Close, as Autobahn's strict cases want). An
-      // application that does not read gets closeTimeout.
-      this.#error = error;
+      // §7.1.7: the peer broke the protocol. Nothing more is read; the
+      // protocol sends the code the RFC names once the application has
+      // read the messages before the violation (see errorDelivered()).
       this.#reading = false;
-      // No heartbeat verdict may stand in for the violation meanwhile.
-      this.#stopKeepalive();
-      if (this.closing()) {
-        // Our Close is already out: the close ends as soon as it can.
-        this.#maybeFinishClose();
-        return;
-      }
-      this.#failTimer = setTimeout(
-        () => this.#failConnection(),
-        this.#closeTimeout,
-      );
-      return;
-    }
-    this.#finish(
-      error instanceof WebSocketError
-        ? error
-        : connectionLost("the transport failed while reading", error),
-    );
-  }
-
-  errorDelivered(): void {
-    if (this.#error === null || this.closing()) return;
-    clearTimeout(this.#failTimer);
-    this.#failTimer = setTimeout(() => this.#failConnection(), 0);
-  }
-
-  #failConnection(): void {
-    this.#sendClose({});
-    this.#maybeFinishClose();
-  }
-
-  // Ends the sending direction (a TCP FIN), once the Close frame is out.
-  #closeWritable(): void {
-    if (this.#writableClosed || !this.#writeEnded || this.#transport === null) {
-      return;
-    }
-    this.#writableClosed = true;
-    this.#writableClosing = this.#transport.end();
-  }
-
-  #finish(error: WebSocketError | null): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#stopKeepalive();
-    clearTimeout(this.#closeTimer);
-    clearTimeout(this.#failTimer);
-    const failure = error ?? this.#error ??
-      (this.#closeReceived === null
-        ? connectionLost("the connection closed without a Close frame")
-        : null);
-    this.#pings.rejectAll(failure ?? new TypeError("The connection closed"));
-
-    // Release the transport: stop reading it, and drop it if it is not
-    // already closing.
-    const transport = this.#transport;
-    if (transport !== null) {
-      const reason = failure ?? new TypeError("The connection closed");
-      this.#reading = false;
-      this.#frameDecoder?.abort(reason);
-      this.#decoder?.release();
-      this.#sink?.stop(reason);
-      if (!this.#writableClosed) {
-        this.#writableClosed = true;
-        if (failure === null) this.#writableClosing = transport.end();
-      }
-      if (this.#writableClosing === null) transport.destroy(reason);
-      else this.#linger(transport, reason);
-    }
-    if (failure !== null) {
-      this.#writableController?.error(failure);
-      this.#closed.reject(failure);
+      protocol.violation(now(), error);
     } else {
-      this.#writableController?.error(
-        new TypeError("The connection is closed"),
+      protocol.inputFailed(
+        error instanceof WebSocketError
+          ? error
+          : connectionLost("the transport failed while reading", error),
       );
-      this.#closed.resolve(this.#closeReceived!);
     }
+  }
+
+  // The messages before a violation, perhaps in the same read, have reached
+  // the application: the Close goes after a turn of the event loop (an
+  // echo's reply goes out before the Close, as Autobahn's strict cases
+  // want). An application that does not read gets closeTimeout.
+  errorDelivered(): void {
+    this.#protocol!.delivered(now());
   }
 
   // A lingering close: once our Close frame and FIN are on their way, read
@@ -899,63 +775,5 @@ export class Session<S extends boolean>
       clearTimeout(timer);
       transport.destroy(reason);
     });
-  }
-
-  #startTimers(): void {
-    if (this.closing()) return;
-    const heartbeat = this.#options.heartbeat;
-    if (heartbeat !== undefined && heartbeat.interval > 0) {
-      this.#scheduleHeartbeat(heartbeat);
-    }
-    const idle = this.#options.idleTimeout ?? 0;
-    if (idle > 0) {
-      const verdict = () => {
-        if (!this.#active) {
-          this.#sendClose({
-            closeCode: CloseCode.GoingAway,
-            reason: "idle timeout",
-          });
-        }
-      };
-      this.#idleTimer = setInterval(() => {
-        if (this.#active) this.#active = false;
-        else afterWaitingInput(verdict, (t) => this.#idleVerdict = t);
-      }, idle);
-    }
-  }
-
-  #scheduleHeartbeat(heartbeat: HeartbeatOptions): void {
-    this.#heartbeatTimer = setTimeout(() => {
-      const timeout = heartbeat.timeout ?? heartbeat.interval;
-      let answered = false;
-      const verdict = () => {
-        if (answered) return;
-        this.#finish(
-          new WebSocketError(
-            "The peer did not answer a heartbeat ping in time",
-            { code: "heartbeat_timeout" },
-          ),
-        );
-      };
-      this.#heartbeatTimer = setTimeout(() => {
-        if (answered) return;
-        afterWaitingInput(verdict, (t) => this.#heartbeatTimer = t);
-      }, timeout);
-      this.ping().then(() => {
-        answered = true;
-        clearTimeout(this.#heartbeatTimer);
-        if (!this.#closeSent && !this.#finished) {
-          this.#scheduleHeartbeat(heartbeat);
-        }
-      }, () => clearTimeout(this.#heartbeatTimer));
-    }, heartbeat.interval);
-  }
-
-  #stopKeepalive(): void {
-    clearTimeout(this.#heartbeatTimer);
-    clearInterval(this.#idleTimer);
-    clearTimeout(this.#idleVerdict);
-    this.#heartbeatTimer = undefined;
-    this.#idleTimer = undefined;
   }
 }

@@ -12,7 +12,7 @@ import type { MessageInput } from "./message_encoder_stream.ts";
 import type { PerMessageDeflateOptions } from "./permessage_deflate.ts";
 import { Session } from "./_session.ts";
 
-export { DEFAULT_CLOSE_TIMEOUT } from "./_session.ts";
+export { DEFAULT_CLOSE_TIMEOUT } from "./_protocol.ts";
 
 /** A two-way byte stream: a TCP or TLS socket, an HTTP/2 stream, a pipe. */
 export interface ByteDuplex {

@@ -597,6 +597,22 @@ test("WebSocketConnection idleTimeout closes a silent connection with 1001", asy
   assert.deepEqual(await server.closed, { closeCode: 1001, reason: "" });
 });
 
+test("WebSocketConnection idleTimeout counts messages as activity, not only pings", async () => {
+  const { client, server } = pair({}, { idleTimeout: 30 });
+  const { writable } = await client.opened;
+  const { readable } = await server.opened;
+  const writer = writable.getWriter();
+  const reader = readable.getReader();
+  // Five idle timeouts' worth of messages, one every 10 ms.
+  for (let i = 0; i < 15; i++) {
+    await writer.write(`${i}`);
+    assert.equal((await reader.read()).value, `${i}`);
+    await sleep(10);
+  }
+  client.close({ closeCode: 1000 });
+  assert.deepEqual(await server.closed, { closeCode: 1000, reason: "" });
+});
+
 // Backpressure.
 
 test("WebSocketConnection stops reading the transport while messages go unread", async () => {

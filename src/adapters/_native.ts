@@ -10,7 +10,17 @@
 // the close handshake.
 
 import { type Deferred, deferred } from "../_deferred.ts";
-import { Pings } from "../_pings.ts";
+import { Alarm, now } from "../_alarm.ts";
+import { PendingPings } from "../_pings.ts";
+import {
+  type CloseBody,
+  DEFAULT_CLOSE_TIMEOUT,
+  type Outcome,
+  Protocol,
+  type ProtocolHost,
+  State,
+} from "../_protocol.ts";
+import { Opcode } from "../opcode.ts";
 import { checkClose, pingPayload } from "../_endpoint.ts";
 import { checkSize, checkTime } from "../_options.ts";
 import type {
@@ -134,8 +144,6 @@ export interface NativeBridgeOptions extends NativeSocketOptions {
   noPing?: string;
 }
 
-/** The 1006 error of a connection that ended without a close handshake. */
-
 // Queued size: bytes for binary, UTF-16 code units for text (each one to
 // three bytes on the wire). Bun's types let the chunk be undefined.
 function messageSize(message: Message | undefined): number {
@@ -165,9 +173,12 @@ const MiB = 1024 * 1024;
 /**
  * A native socket as a {@linkcode WebSocketEndpoint}. The adapter creates
  * it, then feeds it the runtime's events: `open`, `message`, `drain`,
- * `pong` and `closeEvent` (or `refuse` if the handshake is refused).
+ * `pong` and `closeEvent` (or `refuse` if the handshake is refused). The
+ * runtime runs the close handshake; the bridge's protocol (`_protocol.ts`,
+ * as for the codec's connections) decides when to start it, which pings a
+ * pong answers, and when the close has taken too long.
  */
-export class NativeBridge implements WebSocketEndpoint {
+export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
   readonly url: string;
   readonly opened: Promise<WebSocketEndpointOpenInfo>;
   readonly closed: Promise<WebSocketCloseInfo>;
@@ -180,23 +191,23 @@ export class NativeBridge implements WebSocketEndpoint {
   readonly #closeTimeout: number;
   readonly #noPing: string;
 
+  // Made when the runtime opens the socket.
+  #protocol: Protocol | null = null;
+  #alarm: Alarm | null = null;
+  readonly #pings = new PendingPings();
+  // Refused, or closed before it opened.
+  #failedToOpen = false;
+  #pendingClose: WebSocketCloseOptions | null = null;
+
   #driver: NativeDriver | null = null;
   #readable!: ReadableStreamDefaultController<Message>;
   #writable: WritableStreamDefaultController | null = null;
   #paused = false;
   #cancelled = false;
-  #closeSent = false;
-  #finished = false;
-  #pendingClose: WebSocketCloseOptions | null = null;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   // A write waiting for the send buffer to drain below the mark.
   #room: Deferred<void> | null = null;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
-
-  // Pings waiting for their pong.
-  readonly #pings = new Pings();
-  #pingCounter = 0;
 
   constructor(url: string, options: NativeBridgeOptions = {}) {
     this.url = url;
@@ -215,24 +226,44 @@ export class NativeBridge implements WebSocketEndpoint {
     );
     this.#closeTimeout = checkTime(
       "closeTimeout",
-      options.closeTimeout ?? 5000,
+      options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
     );
     this.#noPing = options.noPing ?? "the runtime cannot send pings";
     this.opened = this.#opened.promise;
     this.closed = this.#closed.promise;
   }
 
+  // Nothing more may be sent: our Close is out, or the connection is over.
+  #closing(): boolean {
+    return this.#failedToOpen || this.#protocol?.closing === true;
+  }
+
+  #over(): boolean {
+    return this.#failedToOpen || this.#protocol?.state === State.Closed;
+  }
+
   /** The handshake was refused: `opened` and `closed` reject with `error`. */
   refuse(error: unknown): void {
-    this.#finished = true;
+    this.#failOpen(error);
+  }
+
+  #failOpen(error: unknown): void {
+    this.#failedToOpen = true;
     this.#opened.reject(error);
     this.#closed.reject(error);
   }
 
   /** The runtime opened the socket. */
   open(driver: NativeDriver, protocol: string, extensions: string): void {
-    if (this.#finished) return;
+    if (this.#failedToOpen) return;
     this.#driver = driver;
+    // The runtime answers pings, runs its own heartbeat, and ends the
+    // socket itself (no closeFlushed(), so the role changes nothing).
+    this.#protocol = new Protocol(this, {
+      role: "server",
+      closeTimeout: this.#closeTimeout,
+      autoPong: false,
+    }, now());
     const readable = new ReadableStream<Message>({
       start: (controller) => {
         this.#readable = controller;
@@ -246,7 +277,7 @@ export class NativeBridge implements WebSocketEndpoint {
       cancel: () => {
         this.#cancelled = true;
         if (this.#paused) this.#driver?.resume?.();
-        if (!this.#closeSent && !this.#finished) this.#sendClose();
+        this.#protocol!.close(now(), {});
       },
     }, { highWaterMark: this.#readHighWaterMark, size: messageSize });
     const writable = new WritableStream<NativeMessageInput>({
@@ -254,8 +285,8 @@ export class NativeBridge implements WebSocketEndpoint {
         this.#writable = controller;
       },
       write: (message) => this.#write(message),
-      close: () => this.#sendClose(),
-      abort: () => this.#sendClose(),
+      close: () => this.#protocol!.close(now(), {}),
+      abort: () => this.#protocol!.close(now(), {}),
     });
     this.#opened.resolve({ readable, writable, protocol, extensions });
     const pending = this.#pendingClose;
@@ -264,7 +295,7 @@ export class NativeBridge implements WebSocketEndpoint {
 
   /** A message arrived. */
   message(data: Message): void {
-    if (this.#finished || this.#cancelled || this.#driver === null) return;
+    if (this.#over() || this.#cancelled || this.#driver === null) return;
     const controller = this.#readable;
     controller.enqueue(data);
     const desired = controller.desiredSize ?? 0;
@@ -291,7 +322,7 @@ export class NativeBridge implements WebSocketEndpoint {
 
   /** A pong arrived. */
   pong(payload: Uint8Array): void {
-    this.#pings.pong(payload);
+    this.#protocol?.control(now(), Opcode.Pong, payload);
   }
 
   /**
@@ -304,54 +335,55 @@ export class NativeBridge implements WebSocketEndpoint {
     clean: boolean,
     cause?: unknown,
   ): void {
-    if (this.#finished) return;
-    if (!clean || this.#driver === null) {
+    if (this.#over()) return;
+    const protocol = this.#protocol;
+    if (!clean || protocol === null) {
       const detail = reason === "" ? "" : `: ${reason}`;
-      this.#finish(
-        connectionLost(
-          `the runtime closed the socket uncleanly${detail}`,
-          cause,
-        ),
+      const error = connectionLost(
+        `the runtime closed the socket uncleanly${detail}`,
+        cause,
       );
+      if (protocol === null) this.#failOpen(error);
+      else protocol.abort(error);
     } else {
-      this.#finish(null, { closeCode: code, reason });
+      protocol.closedByRuntime({ closeCode: code, reason });
     }
   }
 
   close(options: WebSocketCloseOptions = {}): void {
     const { closeCode, reason = "" } = options;
     checkClose(closeCode, reason);
-    if (this.#finished || this.#closeSent) return;
-    if (this.#driver === null) {
+    if (this.#closing()) return;
+    const protocol = this.#protocol;
+    if (protocol === null) {
       // Still opening: close as soon as it opens.
       this.#pendingClose ??= options;
       return;
     }
-    this.#sendClose(closeCode, closeCode === undefined ? undefined : reason);
+    protocol.close(now(), closeCode === undefined ? {} : { closeCode, reason });
   }
 
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
-    const payload = pingPayload(data, () => ++this.#pingCounter);
-    const driver = this.#driver!;
-    if (driver.ping === undefined) {
+    if (this.#driver!.ping === undefined) {
+      // A payload that is too long is a RangeError, as everywhere.
+      pingPayload(data, () => 0);
       throw new TypeError(`Cannot ping: ${this.#noPing}`);
     }
-    if (this.#closeSent || this.#finished) {
-      throw new TypeError("Cannot ping: the connection is closing");
-    }
-    const pong = this.#pings.add(payload);
-    if (!driver.ping(payload)) {
-      this.#pings.rejectAll(
-        new TypeError("Cannot ping: the connection is closing"),
-      );
+    // Waiting before the ping goes: the runtime may drop it at once.
+    const pong = this.#pings.add();
+    try {
+      this.#protocol!.ping(data);
+    } catch (error) {
+      this.#pings.withdraw();
+      throw error;
     }
     return pong;
   }
 
   async #write(message: NativeMessageInput): Promise<void> {
     const data = toNative(message);
-    if (this.#closeSent || this.#finished) {
+    if (this.#closing()) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
     if (!this.#driver!.send(data)) {
@@ -383,30 +415,10 @@ export class NativeBridge implements WebSocketEndpoint {
     return true;
   }
 
-  #sendClose(code?: number, reason?: string): void {
-    if (this.#closeSent || this.#finished) return;
-    this.#closeSent = true;
-    this.#pings.rejectAll(
-      new TypeError("The connection closed before the pong arrived"),
-    );
-    this.#closeTimer = setTimeout(() => {
-      this.#closeTimer = undefined;
-      this.#finish(
-        new WebSocketError("The close handshake timed out", {
-          code: "close_timeout",
-        }),
-      );
-      this.#driver?.terminate?.();
-    }, this.#closeTimeout);
-    // Bun reports the close at once, from inside close().
-    this.#driver!.close(code, reason);
-  }
-
   // The bridge fails the connection: everything ends with `error`, and the
   // runtime sends `error.closeCode`.
   #fail(error: WebSocketError, reason: string): void {
-    this.#closeSent = true;
-    this.#finish(error);
+    this.#protocol!.abort(error);
     try {
       this.#driver!.close(error.closeCode, reason);
     } catch {
@@ -415,24 +427,62 @@ export class NativeBridge implements WebSocketEndpoint {
     }
   }
 
-  #finish(error: WebSocketError | null, info?: WebSocketCloseInfo): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    clearTimeout(this.#closeTimer);
+  // What the protocol asks (ProtocolHost).
+
+  sendPing(payload: Uint8Array): boolean {
+    return this.#driver!.ping!(payload);
+  }
+
+  sendPong(): void {
+    // The runtime answers pings itself (autoPong is off).
+  }
+
+  pongOwed(): void {
+    // As sendPong().
+  }
+
+  sendClose(body: CloseBody): void {
+    const { closeCode } = body;
+    // Bun reports the close at once, from inside close().
+    this.#driver!.close(
+      closeCode,
+      closeCode === undefined ? undefined : body.reason,
+    );
+  }
+
+  endOutput(): void {
+    // The runtime ends the socket when its close handshake is done.
+  }
+
+  pingsAnswered(count: number): void {
+    this.#pings.answered(count);
+  }
+
+  pingsFailed(reason: unknown): void {
+    this.#pings.failed(reason);
+  }
+
+  setDeadline(at: number): void {
+    if (this.#alarm === null && at === Infinity) return;
+    (this.#alarm ??= new Alarm(this)).set(at);
+  }
+
+  /** The alarm went off. */
+  tick(time: number): void {
+    this.#protocol!.tick(time);
+  }
+
+  finished(outcome: Outcome): void {
+    const error = outcome instanceof WebSocketError ? outcome : null;
+    // The close handshake took too long: the runtime is still in it.
+    if (error?.code === "close_timeout") this.#driver!.terminate?.();
     clearTimeout(this.#pollTimer);
-    this.#closeTimer = undefined;
     this.#pollTimer = undefined;
-    this.#pings.rejectAll(error ?? new TypeError("The connection closed"));
     // A write waiting for room: its message went out if the close was clean.
     const room = this.#room;
     this.#room = null;
     if (error === null) room?.resolve();
     else room?.reject(error);
-    if (this.#driver === null) {
-      this.#opened.reject(error);
-      this.#closed.reject(error);
-      return;
-    }
     try {
       if (error === null) this.#readable.close();
       else this.#readable.error(error);
@@ -440,7 +490,7 @@ export class NativeBridge implements WebSocketEndpoint {
       // Cancelled by the application.
     }
     this.#writable?.error(error ?? new TypeError("The connection is closed"));
-    if (error === null) this.#closed.resolve(info!);
+    if (error === null) this.#closed.resolve(outcome as WebSocketCloseInfo);
     else this.#closed.reject(error);
   }
 }
