@@ -269,7 +269,8 @@ export class Session<S extends boolean>
   readonly closed: Promise<WebSocketCloseInfo>;
 
   readonly #role: Role;
-  readonly #options: WebSocketConnectionOptions<S>;
+  // Until the transport is there: dropped once the connection is wired.
+  #options: WebSocketConnectionOptions<S> | null;
   readonly #closeTimeout: number;
   readonly #maxSendQueue: number;
   // Bytes of messages in the writable's queue (see maxSendQueue).
@@ -285,7 +286,8 @@ export class Session<S extends boolean>
   // Made with the first deadline: a connection without heartbeat or idle
   // timeout has no timer until it closes.
   #alarm: Alarm | null = null;
-  readonly #pings = new PendingPings();
+  // Made with the first ping: most connections never send one.
+  #pings: PendingPings | null = null;
 
   #transport: Transport | null = null;
   #frameDecoder: ConnectionFrameDecoder | null = null;
@@ -376,18 +378,20 @@ export class Session<S extends boolean>
     await this.opened;
     // Waiting before the ping goes: sending may end the connection, and
     // fail it, at once.
-    const pong = this.#pings.add();
+    const pings = this.#pings ??= new PendingPings();
+    const pong = pings.add();
     try {
       this.#protocol!.ping(data);
     } catch (error) {
-      this.#pings.withdraw();
+      pings.withdraw();
       throw error;
     }
     return pong;
   }
 
   #start(transport: HandshakeResult): void {
-    const options = this.#options;
+    const options = this.#options!;
+    this.#options = null;
     const role = this.#role;
     const wire = this.#transport = transportOf(transport);
     let deflate;
@@ -619,11 +623,11 @@ export class Session<S extends boolean>
   }
 
   pingsAnswered(count: number): void {
-    this.#pings.answered(count);
+    this.#pings?.answered(count);
   }
 
   pingsFailed(reason: unknown): void {
-    this.#pings.failed(reason);
+    this.#pings?.failed(reason);
   }
 
   setDeadline(at: number): void {

@@ -230,7 +230,11 @@ async function handshake(
   },
   refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
-  const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  // Only the hooks can make the decision wait: without them, no timer.
+  const timeout = options.accept === undefined &&
+      options.extensions === undefined
+    ? 0
+    : options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const result = refused ??
     await withTimeout(acceptUpgrade(request, options), timeout);
   if (!result.ok) return refuse(socket, result, options.closeTimeout);
