@@ -5,7 +5,11 @@
 // gone is compared with its baseline.
 //
 //   node bench/load.ts [--conns 10000] [--hold 10] [--soak 0]
-//     [--runtimes node,deno,bun] [--impls ours,ws]
+//     [--runtimes node,deno,bun] [--impls ours,ws[,streams]]
+//
+// `--impls streams` adds the floor under ours: a socket and the
+// ReadableStream piped into a WritableStream that the WebSocketStream API
+// hands each connection, with nothing else.
 //
 // Three kinds of process, all this file: the orchestrator (under Node),
 // one server per runtime and implementation (`--serve ours|ws`), and the
@@ -73,6 +77,29 @@ async function serve(impl: string): Promise<void> {
         ).catch(() => {});
       },
     );
+  } else if (impl === "streams") {
+    // Not a WebSocket server: what the WebSocketStream API alone costs per
+    // connection (the socket, a ReadableStream piped into a WritableStream,
+    // with its reader and writer), the floor under "ours". No handshake
+    // checks, no frames, no heartbeat: it echoes the bytes.
+    server.on("upgrade", (_request: IncomingMessage, socket: Duplex) => {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\n\r\n");
+      open++;
+      opened++;
+      socket.on("error", () => {});
+      socket.on("close", () => open--);
+      const readable = new ReadableStream<Uint8Array>({
+        start(controller) {
+          socket.on("data", (chunk: Uint8Array) => controller.enqueue(chunk));
+          socket.on("end", () => controller.close());
+        },
+      });
+      const writable = new WritableStream<Uint8Array>({
+        write: (chunk) => void socket.write(chunk),
+        close: () => void socket.end(),
+      });
+      readable.pipeTo(writable).catch(() => {});
+    });
   } else {
     const require = createRequire(import.meta.url);
     const WS = require(
