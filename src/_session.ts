@@ -26,7 +26,7 @@ import { connectionLost } from "./_connection_lost.ts";
 import { WebSocketError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_SIZE, type Frame, type Role } from "./frame.ts";
 import { FrameDecoderStream } from "./frame_decoder_stream.ts";
-import { FrameEncoderStream } from "./frame_encoder_stream.ts";
+import { FrameEncoder, type FrameEncoderOptions } from "./frame_encoder.ts";
 import {
   MessageDecoderStream,
   type MessageDecoderStreamOptions,
@@ -154,8 +154,10 @@ class ConnectionFrameDecoder extends FrameDecoderStream {
   }
 }
 
-// The end of a connection's outgoing chain: hands the encoded bytes to the
-// transport, and holds the encoders back while the transport is full.
+// The end of a connection's outgoing chain: encodes each frame (§5.2) and
+// hands its bytes to the transport, and holds the encoders back while the
+// transport is full. (The frame encoder's own stage, between the two, would
+// cost a connection a stage for nothing.)
 interface OutputEvents {
   /** Everything, up to the Close frame, is with the transport. */
   outputEnded(): void;
@@ -163,21 +165,32 @@ interface OutputEvents {
   writeError(error: unknown): void;
 }
 
-class TransportSink extends Stage<Uint8Array, never> {
+class TransportSink extends Stage<Frame, never> {
+  readonly #encoder: FrameEncoder;
   readonly #transport: Transport;
   readonly #events: OutputEvents;
+  readonly #write = (bytes: Uint8Array) => this.#writeBytes(bytes);
   #room: Promise<void> | null = null;
 
-  constructor(transport: Transport, events: OutputEvents) {
+  constructor(
+    options: FrameEncoderOptions,
+    transport: Transport,
+    events: OutputEvents,
+  ) {
     super();
+    this.#encoder = new FrameEncoder(options);
     this.#transport = transport;
     this.#events = events;
   }
 
-  protected transform(chunk: Uint8Array): void {
+  protected transform(frame: Frame): void {
+    this.#encoder.encode(frame, this.#write);
+  }
+
+  #writeBytes(bytes: Uint8Array): void {
     let room;
     try {
-      room = this.#transport.write(chunk);
+      room = this.#transport.write(bytes);
     } catch (error) {
       this.#events.writeError(error);
       return;
@@ -447,12 +460,15 @@ export class Session<S extends boolean>
       fragmentSize: options.fragmentSize,
     });
     this.#encoder = encoder;
-    const frameEncoder = new FrameEncoderStream({
-      role,
-      maskKey: options.maskKey,
-    });
+    // Outgoing: everything the encoders produce, up to and including the
+    // Close frame; the transport is ended by endOutput() or finished().
+    const sink = this.#sink = new TransportSink(
+      { role, maskKey: options.maskKey },
+      wire,
+      this,
+    );
     if (deflate === null) {
-      link(encoder, frameEncoder);
+      link(encoder, sink);
     } else {
       const compress = new MessageDeflateStream({
         windowBits: deflate.deflateWindowBits,
@@ -462,16 +478,10 @@ export class Session<S extends boolean>
         memLevel: deflate.memLevel,
       });
       link(encoder, compress);
-      link(compress, frameEncoder);
+      link(compress, sink);
     }
-    // Outgoing: everything the encoders produce, up to and including the
-    // Close frame; the transport is ended by endOutput() or closed().
-    link(
-      frameEncoder,
-      this.#sink = new TransportSink(wire, this),
-    );
-    const sink = new MessageSink(this);
-    const writable = new WritableStream<MessageInput>(sink, {
+    const messages = new MessageSink(this);
+    const writable = new WritableStream<MessageInput>(messages, {
       highWaterMark: 1,
       // Called as each message is queued: counts it, and counts it as one
       // message for backpressure.
@@ -483,11 +493,11 @@ export class Session<S extends boolean>
         return 1;
       },
     });
-    this.#writableController = sink.controller;
+    this.#writableController = messages.controller;
 
     // `readable.pipeTo(writable)` (an echo, a relay) sends each message as
     // it is decoded, without the two streams' queues.
-    offerDirectWrite(writable, sink);
+    offerDirectWrite(writable, messages);
 
     this.#protocol = new Protocol(this, {
       role,
