@@ -84,6 +84,8 @@ interface DecoderEvents {
   closeReceived(): boolean;
   /** Our Close is out, or the connection is over. */
   closing(): boolean;
+  /** A control frame from the peer, in the order it came. */
+  control(frame: Frame): void;
 }
 
 class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
@@ -124,6 +126,10 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
 
   protected override outputFailed(): void {
     this.#connection.errorDelivered();
+  }
+
+  protected override control(frame: Frame): void {
+    this.#connection.control(frame);
   }
 
   protected override flush(): void {
@@ -439,7 +445,6 @@ export class Session<S extends boolean>
     const messageDecoder = this.#decoder = new ConnectionDecoder<S>({
       maxMessageSize: options.maxMessageSize,
       streaming: options.streaming,
-      onControl: (frame) => this.#onControl(frame),
     }, this);
     // Compressed messages inflate between the frame and message decoders,
     // so the message-size limit counts inflated bytes as they come out, and
@@ -572,7 +577,8 @@ export class Session<S extends boolean>
     this.#closed.reject(error);
   }
 
-  #onControl(frame: Frame): void {
+  /** A control frame from the peer. */
+  control(frame: Frame): void {
     const opcode = frame.opcode;
     switch (opcode) {
       case Opcode.Ping:

@@ -40,6 +40,21 @@ function wakeAll(waiters: Waiter[] | null): void {
 }
 const NO_FAILURE = Symbol("no failure");
 
+// A stage's readable's source (see #makeReadable), and its pipeTo and
+// pipeThrough, which find the stage here.
+let Source: new <O>(stage: Stage<unknown, O>) => UnderlyingDefaultSource<O>;
+let pipeTo: <O>(
+  this: ReadableStream<O>,
+  destination: WritableStream<O>,
+  options?: StreamPipeOptions,
+) => Promise<void>;
+let pipeThrough: <O, T>(
+  this: ReadableStream<O>,
+  transform: ReadableWritablePair<T, O>,
+  options?: StreamPipeOptions,
+) => ReadableStream<T>;
+const stages = new WeakMap<ReadableStream<unknown>, Stage<unknown, unknown>>();
+
 let linkStages: (
   from: Stage<unknown, unknown>,
   to: Stage<unknown, unknown>,
@@ -152,57 +167,96 @@ export abstract class Stage<I, O> {
   }
 
   #makeReadable(): ReadableStream<O> {
-    const readable = this.#readable = new ReadableStream<O>({
-      start: (controller) => {
-        this.#readableController = controller;
-      },
-      pull: () => {
-        // The queue has drained (its high-water mark is one chunk): a
-        // failure held back until now can be reported.
-        if (this.#failure !== NO_FAILURE) {
-          this.#readableController!.error(this.#failure);
-          this.outputFailed();
-        } else if (this.#endHeld) {
-          this.#readableController!.close();
-        } else {
-          this.wake();
-        }
-      },
-      cancel: (reason) => this.#cancel(reason),
-    }, { highWaterMark: 1 });
+    const readable = this.#readable = new ReadableStream<O>(
+      new Source(this),
+      { highWaterMark: 1 },
+    );
     if (this.#next !== null) {
       // Linked: it looks as a piped stream does, and nothing flows through.
       readable.getReader().closed.catch(noop);
       return readable;
     }
-    const pipeTo = readable.pipeTo;
-    readable.pipeTo = ((destination, options) => {
+    // Its own pipeTo and pipeThrough, shared by every stage's readable (a
+    // function per readable would cost each connection two closures).
+    stages.set(readable, this);
+    readable.pipeTo = pipeTo as typeof readable.pipeTo;
+    readable.pipeThrough = pipeThrough as typeof readable.pipeThrough;
+    return readable;
+  }
+
+  static {
+    // The underlying source of a stage's readable: one small object, not a
+    // closure per method.
+    Source = class<O> implements UnderlyingDefaultSource<O> {
+      readonly #stage: Stage<unknown, O>;
+
+      constructor(stage: Stage<unknown, O>) {
+        this.#stage = stage;
+      }
+
+      start(controller: ReadableStreamDefaultController<O>): void {
+        this.#stage.#readableController = controller;
+      }
+
+      pull(): void {
+        const stage = this.#stage;
+        // The queue has drained (its high-water mark is one chunk): a
+        // failure held back until now can be reported.
+        if (stage.#failure !== NO_FAILURE) {
+          stage.#readableController!.error(stage.#failure);
+          stage.outputFailed();
+        } else if (stage.#endHeld) {
+          stage.#readableController!.close();
+        } else {
+          stage.wake();
+        }
+      }
+
+      cancel(reason: unknown): void {
+        this.#stage.#cancel(reason);
+      }
+    };
+
+    pipeTo = function <O>(
+      this: ReadableStream<O>,
+      destination: WritableStream<O>,
+      options?: StreamPipeOptions,
+    ): Promise<void> {
+      const stage = stages.get(this) as Stage<unknown, O>;
       const direct = directWrites.get(destination as WritableStream<never>);
       if (
-        direct !== undefined && plainPipe(options) && this.#canPipe() &&
+        direct !== undefined && plainPipe(options) && stage.#canPipe() &&
         !destination.locked
       ) {
         const writer = destination.getWriter();
         // Nothing queued or being written: the pipe's writes come first.
         if (writer.desiredSize === 1) {
-          return this.#pipeDirect(writer, direct as DirectWrite<O>);
+          return stage.#pipeDirect(writer, direct as DirectWrite<O>);
         }
         writer.releaseLock();
       }
-      return pipeTo.call(readable, destination, options);
-    }) as typeof pipeTo;
-    const pipeThrough = readable.pipeThrough;
-    readable.pipeThrough = ((transform, options) => {
+      return ReadableStream.prototype.pipeTo.call(this, destination, options);
+    };
+
+    pipeThrough = function <O, T>(
+      this: ReadableStream<O>,
+      transform: ReadableWritablePair<T, O>,
+      options?: StreamPipeOptions,
+    ): ReadableStream<T> {
+      const stage = stages.get(this) as Stage<unknown, O>;
       if (
         transform instanceof Stage && transform.fusable &&
-        options === undefined && !this.#enqueued && !readable.locked &&
+        options === undefined && !stage.#enqueued && !this.locked &&
         !transform.#writableLocked()
       ) {
-        return this.#fuse(transform);
+        return stage.#fuse(transform as Stage<O, T>);
       }
-      return pipeThrough.call(readable, transform, options);
-    }) as typeof pipeThrough;
-    return readable;
+      return ReadableStream.prototype.pipeThrough.call(
+        this,
+        transform,
+        options,
+      ) as ReadableStream<T>;
+    };
   }
 
   #makeWritable(): WritableStream<I> {
@@ -256,6 +310,12 @@ export abstract class Stage<I, O> {
    * readable has errored.
    */
   protected outputFailed(): void {}
+
+  /**
+   * Called on the far end of a direct pipe when its source's readable has
+   * closed (ended, or cancelled).
+   */
+  protected sourceClosed(): void {}
 
   /**
    * Called when the reader cancels. Return false to keep taking input (and
@@ -496,6 +556,7 @@ export abstract class Stage<I, O> {
       if (this.#piped) {
         // As with a stream: the source's end does not wait for the pipe.
         this.#readableController!.close();
+        next.sourceClosed();
         next.#closeWhenIdle();
         return;
       }
@@ -566,6 +627,7 @@ export abstract class Stage<I, O> {
     if (this.#piped) {
       try {
         this.#readableController!.close();
+        this.#next!.sourceClosed();
       } catch {
         // It had ended already.
       }
@@ -669,9 +731,6 @@ class PipeSink<T> extends Stage<T, never> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    reader.closed.then(() => {
-      this.#sourceEnded = true;
-    }, noop);
     // The destination errored on its own (its owner failed it).
     writer.closed.catch((error) => {
       if (this.finished) return;
@@ -679,6 +738,11 @@ class PipeSink<T> extends Stage<T, never> {
       this.#destinationFailed = true;
       this.cancel(error);
     });
+  }
+
+  // As the reader's `closed` would tell it, a microtask later.
+  protected override sourceClosed(): void {
+    queueMicrotask(() => this.#sourceEnded = true);
   }
 
   /** The pipe's promise. */

@@ -53,6 +53,13 @@ export interface MessageDecoderStreamOptions<S extends boolean = boolean>
 export type DecodedMessage<S extends boolean> = S extends true ? IncomingMessage
   : Message;
 
+// The handler a MessageDecoderStream gives its MessageDecoder (made in the
+// class's static block, where it can reach the stream's private methods).
+let Handler: new (
+  stage: MessageDecoderStream<boolean>,
+  texts: boolean,
+) => MessageHandler;
+
 /**
  * Reassembles frames into messages (RFC 6455 §5.4): text as `string`,
  * binary as `Uint8Array`, or with `{ streaming: true }` as
@@ -102,6 +109,7 @@ export class MessageDecoderStream<S extends boolean = false>
   extends Stage<Frame, DecodedMessage<S>> {
   readonly #decoder: MessageDecoder;
   readonly #handler: MessageHandler;
+  readonly #onControl: ((frame: Frame) => void) | undefined;
   readonly #streaming: boolean;
   // Piped directly into a writable that takes checked UTF-8 (see
   // pipedDirectly): texts go on as Utf8Text.
@@ -135,11 +143,40 @@ export class MessageDecoderStream<S extends boolean = false>
         "Cannot create MessageDecoderStream: onControl must be a function",
       );
     }
-    this.#handler = {
-      data: streaming
-        ? (data, first, last) => this.#stream(data, first, last)
-        : (data, first, last) => this.#assemble(data, first, last),
-      control: onControl ?? (() => {}),
+    this.#onControl = onControl;
+    this.#handler = new Handler(this, false);
+  }
+
+  /**
+   * A control frame, in the order it came: to `onControl`. A subclass may
+   * take them itself.
+   */
+  protected control(frame: Frame): void {
+    this.#onControl?.(frame);
+  }
+
+  static {
+    // What the MessageDecoder core calls back: one small object, not a
+    // closure per method. `texts`: texts gathered as bytes (see transform).
+    Handler = class implements MessageHandler {
+      readonly #stage: MessageDecoderStream<boolean>;
+      readonly #texts: boolean;
+
+      constructor(stage: MessageDecoderStream<boolean>, texts: boolean) {
+        this.#stage = stage;
+        this.#texts = texts;
+      }
+
+      data(data: string | Uint8Array, first: boolean, last: boolean): void {
+        const stage = this.#stage;
+        if (this.#texts) stage.#text(data as Uint8Array, first, last);
+        else if (stage.#streaming) stage.#stream(data, first, last);
+        else stage.#assemble(data, first, last);
+      }
+
+      control(frame: Frame): void {
+        this.#stage.control(frame);
+      }
     };
   }
 
@@ -164,33 +201,28 @@ export class MessageDecoderStream<S extends boolean = false>
         this.#utf8 = frame.fin ? null : new Utf8Validator();
         frame = { ...frame, opcode: Opcode.Binary };
       }
-      this.#decoder.push(frame, this.#textHandler ??= this.#texts());
+      this.#decoder.push(frame, this.#textHandler ??= new Handler(this, true));
       return;
     }
     this.#decoder.push(frame, this.#handler);
     if (opcode === Opcode.Close) this.#closed();
   }
 
-  #texts(): MessageHandler {
-    return {
-      data: (data, first, last) => {
-        const bytes = data as Uint8Array;
-        const utf8 = this.#utf8;
-        const valid = utf8 === null
-          ? isValidUtf8(bytes)
-          : utf8.push(bytes) && (!last || utf8.end());
-        if (!valid) throw invalidUtf8();
-        const whole = this.#gather(bytes, first, last);
-        if (whole === null) return;
-        this.#utf8 = null;
-        this.enqueue(
-          (this.#direct
-            ? new Utf8Text(whole)
-            : decodeUtf8(whole)) as DecodedMessage<S>,
-        );
-      },
-      control: this.#handler.control,
-    };
+  // A text gathered as bytes, checked as UTF-8 piece by piece.
+  #text(bytes: Uint8Array, first: boolean, last: boolean): void {
+    const utf8 = this.#utf8;
+    const valid = utf8 === null
+      ? isValidUtf8(bytes)
+      : utf8.push(bytes) && (!last || utf8.end());
+    if (!valid) throw invalidUtf8();
+    const whole = this.#gather(bytes, first, last);
+    if (whole === null) return;
+    this.#utf8 = null;
+    this.enqueue(
+      (this.#direct
+        ? new Utf8Text(whole)
+        : decodeUtf8(whole)) as DecodedMessage<S>,
+    );
   }
 
   /**
