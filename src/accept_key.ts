@@ -57,8 +57,15 @@ export function acceptKeySync(key: string): string {
   return base64(sha1(encoder.encode(key + GUID)));
 }
 
+// The message schedule and the digest, reused by every key (sha1 runs to its
+// end in one call): a server answers many handshakes.
+const schedule = new Int32Array(80);
+const digest = new Uint8Array(20);
+const digestView = new DataView(digest.buffer);
+
 // SHA-1 (FIPS 180-4 §6.1). RFC 6455 §10.8: the handshake "doesn't depend
-// on any security properties of SHA-1".
+// on any security properties of SHA-1". The digest is valid until the next
+// call.
 function sha1(bytes: Uint8Array): Uint8Array {
   const length = bytes.length;
   // The message, a 1 bit, zeros, and the 64-bit bit length, in 512-bit blocks.
@@ -74,7 +81,7 @@ function sha1(bytes: Uint8Array): Uint8Array {
   let h2 = 0x98badcfe | 0;
   let h3 = 0x10325476;
   let h4 = 0xc3d2e1f0 | 0;
-  const w = new Int32Array(80);
+  const w = schedule;
   for (let block = 0; block < words.length; block += 16) {
     for (let t = 0; t < 16; t++) w[t] = words[block + t];
     for (let t = 16; t < 80; t++) {
@@ -105,12 +112,10 @@ function sha1(bytes: Uint8Array): Uint8Array {
     h3 = (h3 + d) | 0;
     h4 = (h4 + e) | 0;
   }
-  const out = new Uint8Array(20);
-  const view = new DataView(out.buffer);
-  view.setInt32(0, h0);
-  view.setInt32(4, h1);
-  view.setInt32(8, h2);
-  view.setInt32(12, h3);
-  view.setInt32(16, h4);
-  return out;
+  digestView.setInt32(0, h0);
+  digestView.setInt32(4, h1);
+  digestView.setInt32(8, h2);
+  digestView.setInt32(12, h3);
+  digestView.setInt32(16, h4);
+  return digest;
 }
