@@ -4,8 +4,8 @@
 
 import { CloseCode } from "./close_code.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
-import { Alarm, now } from "./_alarm.ts";
-import { PendingPings } from "./_pings.ts";
+import { now } from "./_alarm.ts";
+import { ProtocolHostBase } from "./_protocol_host.ts";
 import {
   type CloseBody,
   DEFAULT_CLOSE_TIMEOUT,
@@ -282,7 +282,7 @@ class MessageSink
 // decoders, the output sink, the writable, the protocol, the timer) call it
 // back through its public methods, so a connection holds one object for
 // all of them, not a closure for each.
-export class Session<S extends boolean>
+export class Session<S extends boolean> extends ProtocolHostBase
   implements TransportEvents, DecoderEvents, OutputEvents, ProtocolHost {
   readonly opened: Promise<WebSocketOpenInfo<S>>;
   readonly closed: Promise<WebSocketCloseInfo>;
@@ -301,12 +301,9 @@ export class Session<S extends boolean>
   // Close as soon as the transport opens.
   #pendingClose: WebSocketCloseOptions | null = null;
 
-  #protocol: Protocol | null = null;
   // Made with the first deadline: a connection without heartbeat or idle
   // timeout has no timer until it closes.
-  #alarm: Alarm | null = null;
   // Made with the first ping: most connections never send one.
-  #pings: PendingPings | null = null;
 
   #transport: Transport | null = null;
   #frameDecoder: ConnectionFrameDecoder | null = null;
@@ -326,6 +323,7 @@ export class Session<S extends boolean>
     transport: ByteDuplex | Promise<HandshakeResult>,
     options: WebSocketConnectionOptions<S>,
   ) {
+    super();
     this.#role = checkRole("WebSocketConnection", options.role);
     this.#options = options;
     this.#closeTimeout = checkTime(
@@ -377,7 +375,7 @@ export class Session<S extends boolean>
   }
 
   #closeWith(options: WebSocketCloseOptions): void {
-    const protocol = this.#protocol;
+    const protocol = this.core;
     if (protocol === null) {
       // Still connecting: close as soon as it opens.
       this.#pendingClose ??= options;
@@ -395,17 +393,7 @@ export class Session<S extends boolean>
 
   async ping(data?: Uint8Array | string): Promise<void> {
     await this.opened;
-    // Waiting before the ping goes: sending may end the connection, and
-    // fail it, at once.
-    const pings = this.#pings ??= new PendingPings();
-    const pong = pings.add();
-    try {
-      this.#protocol!.ping(data);
-    } catch (error) {
-      pings.withdraw();
-      throw error;
-    }
-    return pong;
+    return this.applicationPing(data);
   }
 
   #start(transport: HandshakeResult): void {
@@ -504,7 +492,7 @@ export class Session<S extends boolean>
     // it is decoded, without the two streams' queues.
     offerDirectWrite(writable, messages);
 
-    this.#protocol = new Protocol(this, {
+    this.core = new Protocol(this, {
       role,
       closeTimeout: this.#closeTimeout,
       heartbeat: options.heartbeat,
@@ -547,23 +535,23 @@ export class Session<S extends boolean>
    * writable: a Close with no code.
    */
   closeFromStream(): void {
-    this.#protocol!.close(now(), {});
+    this.core!.close(now(), {});
   }
 
   /** Whether the peer's Close frame has arrived. */
   closeReceived(): boolean {
-    return this.#protocol!.closeReceived;
+    return this.core!.closeReceived;
   }
 
   /** Whether our Close is out, or the connection is over. */
   closing(): boolean {
-    return this.#protocol!.closing;
+    return this.core!.closing;
   }
 
   #sendQueueFull(): void {
     // Checked again: the queue may have moved on since.
     if (this.#sendQueue <= this.#maxSendQueue) return;
-    this.#protocol!.abort(
+    this.core!.abort(
       new WebSocketError(
         `The peer is not reading: more than ${this.#maxSendQueue} bytes wait to be sent (maxSendQueue)`,
         { code: "send_queue_full" },
@@ -584,7 +572,7 @@ export class Session<S extends boolean>
       case Opcode.Ping:
       case Opcode.Pong:
       case Opcode.Close:
-        this.#protocol!.control(now(), opcode, frame.payload);
+        this.core!.control(now(), opcode, frame.payload);
         break;
       case Opcode.Continuation:
       case Opcode.Text:
@@ -628,7 +616,7 @@ export class Session<S extends boolean>
   // pings and never reads the pongs costs one pong, not one per ping.
   pongOwed(): void {
     const drained = this.#encoder!.drained();
-    if (drained === undefined) this.#protocol!.sendOwedPong();
+    if (drained === undefined) this.core!.sendOwedPong();
     else drained.then(() => this.pongOwed());
   }
 
@@ -636,24 +624,6 @@ export class Session<S extends boolean>
   endOutput(): void {
     if (this.#writableClosing !== null) return;
     this.#writableClosing = this.#transport!.end();
-  }
-
-  pingsAnswered(count: number): void {
-    this.#pings?.answered(count);
-  }
-
-  pingsFailed(reason: unknown): void {
-    this.#pings?.failed(reason);
-  }
-
-  setDeadline(at: number): void {
-    if (this.#alarm === null && at === Infinity) return;
-    (this.#alarm ??= new Alarm(this)).set(at);
-  }
-
-  /** The alarm went off. */
-  tick(time: number): void {
-    this.#protocol!.tick(time);
   }
 
   finished(outcome: Outcome): void {
@@ -687,7 +657,7 @@ export class Session<S extends boolean>
   /** Bytes from the transport. */
   data(chunk: Uint8Array): void | Promise<void> {
     if (!this.#reading) return;
-    this.#protocol!.activity();
+    this.core!.activity();
     let waiting;
     try {
       waiting = this.#frameDecoder!.feed(chunk);
@@ -710,7 +680,7 @@ export class Session<S extends boolean>
       this.onError(error);
       return;
     }
-    const protocol = this.#protocol!;
+    const protocol = this.core!;
     if (ending === undefined) protocol.inputEnded();
     else ending.then(() => protocol.inputEnded(), (e) => this.onError(e));
   }
@@ -735,11 +705,11 @@ export class Session<S extends boolean>
   }
 
   outputEnded(): void {
-    this.#protocol!.closeFlushed();
+    this.core!.closeFlushed();
   }
 
   writeError(error: unknown): void {
-    this.#protocol!.outputFailed(
+    this.core!.outputFailed(
       connectionLost("the transport failed while sending", error),
     );
   }
@@ -749,7 +719,7 @@ export class Session<S extends boolean>
    * or the transport's input did.
    */
   onError(error: unknown): void {
-    const protocol = this.#protocol!;
+    const protocol = this.core!;
     if (
       error instanceof WebSocketError &&
       error.closeCode !== CloseCode.AbnormalClosure
@@ -773,7 +743,7 @@ export class Session<S extends boolean>
   // echo's reply goes out before the Close, as Autobahn's strict cases
   // want). An application that does not read gets closeTimeout.
   errorDelivered(): void {
-    this.#protocol!.delivered(now());
+    this.core!.delivered(now());
   }
 
   // A lingering close: once our Close frame and FIN are on their way, read

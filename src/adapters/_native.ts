@@ -10,8 +10,8 @@
 // the close handshake.
 
 import { type Deferred, deferred } from "../_deferred.ts";
-import { Alarm, now } from "../_alarm.ts";
-import { PendingPings } from "../_pings.ts";
+import { now } from "../_alarm.ts";
+import { ProtocolHostBase } from "../_protocol_host.ts";
 import {
   type CloseBody,
   DEFAULT_CLOSE_TIMEOUT,
@@ -178,7 +178,8 @@ const MiB = 1024 * 1024;
  * as for the codec's connections) decides when to start it, which pings a
  * pong answers, and when the close has taken too long.
  */
-export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
+export class NativeBridge extends ProtocolHostBase
+  implements WebSocketEndpoint, ProtocolHost {
   readonly url: string;
   readonly opened: Promise<WebSocketEndpointOpenInfo>;
   readonly closed: Promise<WebSocketCloseInfo>;
@@ -192,9 +193,6 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
   readonly #noPing: string;
 
   // Made when the runtime opens the socket.
-  #protocol: Protocol | null = null;
-  #alarm: Alarm | null = null;
-  readonly #pings = new PendingPings();
   // Refused, or closed before it opened.
   #failedToOpen = false;
   #pendingClose: WebSocketCloseOptions | null = null;
@@ -210,6 +208,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(url: string, options: NativeBridgeOptions = {}) {
+    super();
     this.url = url;
     this.#writeHighWaterMark = checkSize(
       "writeHighWaterMark",
@@ -235,11 +234,11 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
 
   // Nothing more may be sent: our Close is out, or the connection is over.
   #closing(): boolean {
-    return this.#failedToOpen || this.#protocol?.closing === true;
+    return this.#failedToOpen || this.core?.closing === true;
   }
 
   #over(): boolean {
-    return this.#failedToOpen || this.#protocol?.state === State.Closed;
+    return this.#failedToOpen || this.core?.state === State.Closed;
   }
 
   /** The handshake was refused: `opened` and `closed` reject with `error`. */
@@ -259,7 +258,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
     this.#driver = driver;
     // The runtime answers pings, runs its own heartbeat, and ends the
     // socket itself (no closeFlushed(), so the role changes nothing).
-    this.#protocol = new Protocol(this, {
+    this.core = new Protocol(this, {
       role: "server",
       closeTimeout: this.#closeTimeout,
       autoPong: false,
@@ -277,7 +276,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
       cancel: () => {
         this.#cancelled = true;
         if (this.#paused) this.#driver?.resume?.();
-        this.#protocol!.close(now(), {});
+        this.core!.close(now(), {});
       },
     }, { highWaterMark: this.#readHighWaterMark, size: messageSize });
     const writable = new WritableStream<NativeMessageInput>({
@@ -285,8 +284,8 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
         this.#writable = controller;
       },
       write: (message) => this.#write(message),
-      close: () => this.#protocol!.close(now(), {}),
-      abort: () => this.#protocol!.close(now(), {}),
+      close: () => this.core!.close(now(), {}),
+      abort: () => this.core!.close(now(), {}),
     });
     this.#opened.resolve({ readable, writable, protocol, extensions });
     const pending = this.#pendingClose;
@@ -322,7 +321,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
 
   /** A pong arrived. */
   pong(payload: Uint8Array): void {
-    this.#protocol?.control(now(), Opcode.Pong, payload);
+    this.core?.control(now(), Opcode.Pong, payload);
   }
 
   /**
@@ -336,7 +335,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
     cause?: unknown,
   ): void {
     if (this.#over()) return;
-    const protocol = this.#protocol;
+    const protocol = this.core;
     if (!clean || protocol === null) {
       const detail = reason === "" ? "" : `: ${reason}`;
       const error = connectionLost(
@@ -354,7 +353,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
     const { closeCode, reason = "" } = options;
     checkClose(closeCode, reason);
     if (this.#closing()) return;
-    const protocol = this.#protocol;
+    const protocol = this.core;
     if (protocol === null) {
       // Still opening: close as soon as it opens.
       this.#pendingClose ??= options;
@@ -370,15 +369,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
       pingPayload(data, () => 0);
       throw new TypeError(`Cannot ping: ${this.#noPing}`);
     }
-    // Waiting before the ping goes: the runtime may drop it at once.
-    const pong = this.#pings.add();
-    try {
-      this.#protocol!.ping(data);
-    } catch (error) {
-      this.#pings.withdraw();
-      throw error;
-    }
-    return pong;
+    return this.applicationPing(data);
   }
 
   async #write(message: NativeMessageInput): Promise<void> {
@@ -418,7 +409,7 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
   // The bridge fails the connection: everything ends with `error`, and the
   // runtime sends `error.closeCode`.
   #fail(error: WebSocketError, reason: string): void {
-    this.#protocol!.abort(error);
+    this.core!.abort(error);
     try {
       this.#driver!.close(error.closeCode, reason);
     } catch {
@@ -452,24 +443,6 @@ export class NativeBridge implements WebSocketEndpoint, ProtocolHost {
 
   endOutput(): void {
     // The runtime ends the socket when its close handshake is done.
-  }
-
-  pingsAnswered(count: number): void {
-    this.#pings.answered(count);
-  }
-
-  pingsFailed(reason: unknown): void {
-    this.#pings.failed(reason);
-  }
-
-  setDeadline(at: number): void {
-    if (this.#alarm === null && at === Infinity) return;
-    (this.#alarm ??= new Alarm(this)).set(at);
-  }
-
-  /** The alarm went off. */
-  tick(time: number): void {
-    this.#protocol!.tick(time);
   }
 
   finished(outcome: Outcome): void {
