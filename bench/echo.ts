@@ -5,9 +5,15 @@
 // its own Node process, raw TCP, pre-built masked frames) drives each case;
 // the generator and the server are pinned to different cores with taskset.
 //
-//   node bench/echo.ts [node|deno|bun|all ...] [--quick]
+//   node bench/echo.ts [node|deno|bun|all ...] [--quick] [--ladder]
 //     [--sizes=32,4096,262144] [--conns=1,64] [--inflight=1,16]
 //     [--duration=ms] [--warmup=ms] [--no-raw]
+//
+// --ladder runs sizes from 32 B to 1 MiB instead, each just under and at
+// the thresholds where the codec changes how it copies and batches (1 KiB,
+// 4 KiB, 16 KiB), at 64 connections x 16 in flight (1 MiB: x 4, a quarter
+// GiB in flight), and says where ours moves fewer bytes per second than at
+// the next size down.
 //
 // Each runtime's section starts with a raw node:net TCP echo on that runtime
 // (--no-raw skips it): the ceiling for ours, which runs on node:net, and a
@@ -40,6 +46,19 @@ const list = (name: string, fallback: number[]) =>
 const number = (name: string, fallback: number) => list(name, [fallback])[0];
 
 const SIZES = list("sizes", [32, 4096, 256 * 1024]);
+const LADDER = args.includes("--ladder");
+const LADDER_SIZES = [
+  32,
+  1000,
+  1024,
+  4000,
+  4096,
+  16000,
+  16384,
+  64 * 1024,
+  256 * 1024,
+  1024 * 1024,
+];
 const CONNS = list("conns", [1, 64]);
 const INFLIGHT = list("inflight", [1, 16]);
 const WARMUP_MS = number("warmup", quick ? 300 : 500);
@@ -303,10 +322,36 @@ function cores2(value: number): string {
 // Main -----------------------------------------------------------------------
 
 const cases: Case[] = [];
-for (const size of SIZES) {
-  for (const conns of CONNS) {
-    for (const inflight of INFLIGHT) cases.push({ size, conns, inflight });
+if (LADDER) {
+  for (const size of LADDER_SIZES) {
+    cases.push({ size, conns: 64, inflight: size > 256 * 1024 ? 4 : 16 });
   }
+} else {
+  for (const size of SIZES) {
+    for (const conns of CONNS) {
+      for (const inflight of INFLIGHT) cases.push({ size, conns, inflight });
+    }
+  }
+}
+
+// Ours moves fewer bytes per second at a size than at the next size down
+// (from 1 KiB on: below it, a message's fixed cost rules).
+function slowerPerByte(
+  measured: { size: number; bytesPerSecond: number }[],
+): string[] {
+  const notes: string[] = [];
+  for (let i = 1; i < measured.length; i++) {
+    const [below, at] = [measured[i - 1], measured[i]];
+    if (at.size < 1000 || below.size < 1000) continue;
+    if (at.bytesPerSecond < below.bytesPerSecond) {
+      notes.push(
+        `per byte, ours is slower at ${bytes(at.size)} (${
+          si(at.bytesPerSecond)
+        }B/s) than at ${bytes(below.size)} (${si(below.bytesPerSecond)}B/s)`,
+      );
+    }
+  }
+  return notes;
 }
 
 async function runRuntime(runtime: Runtime): Promise<string[]> {
@@ -338,6 +383,7 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
     return [`${runtime.name}: FAILED to start`];
   }
   const rows: string[][] = [];
+  const perByte: { size: number; bytesPerSecond: number }[] = [];
   for (const [index, c] of cases.entries()) {
     const order = index % 2 === 0 ? [ours, peer] : [peer, ours];
     const results = new Map<Server, Result>();
@@ -354,9 +400,13 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
     }
     const isTarget = c.size === 32 && c.conns === 64 && c.inflight === 16;
     const speed = a.perSecond / b.perSecond;
+    if (failed(a) === null) {
+      perByte.push({ size: c.size, bytesPerSecond: a.perSecond * c.size });
+    }
     rows.push([
       caseName(c),
       rate(a),
+      failed(a) === null ? `${si(a.perSecond * c.size)}B/s` : "n/a",
       rate(b),
       ok ? `${speed.toFixed(2)}x` : "n/a",
       latency(a.p99),
@@ -394,6 +444,7 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
   table([
     "case (size conns x in flight)",
     "ours msg/s",
+    "ours bytes/s",
     `${runtime.peer} msg/s`,
     "ratio",
     "ours p99",
@@ -403,6 +454,7 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
     "gen CPU ours/peer",
     "target",
   ], rows);
+  if (LADDER) notes.push(...slowerPerByte(perByte));
   for (const note of notes) console.log(`- ${note}`);
   await kill(ours.child);
   await kill(peer.child);
