@@ -92,7 +92,17 @@ export class Alarm {
       due.push(alarm);
     }
     for (const alarm of due) {
-      alarm.#target.tick(time);
+      // Moved, or cleared, by an earlier tick.
+      if (alarm.#index >= 0 || alarm.#at > time) continue;
+      try {
+        alarm.#target.tick(time);
+      } catch (error) {
+        // One connection's failure is not every other's: reported as
+        // thrown, after the others have had their turn.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
       // A target that did not move its deadline is woken again.
       if (alarm.#index < 0 && alarm.#at !== Infinity) Alarm.#insert(alarm);
     }

@@ -12,8 +12,8 @@ export abstract class ProtocolHostBase
   implements
     AlarmTarget,
     Pick<ProtocolHost, "pingsAnswered" | "pingsFailed" | "setDeadline"> {
-  /** Made once the connection is open. */
-  protected core: Protocol | null = null;
+  // Made once the connection is open.
+  #core: Protocol | null = null;
   // The application's pings, oldest first (made with the first: most
   // connections never send one), and the timer (made with the first
   // deadline: none without heartbeat or idle timeout until it closes).
@@ -41,6 +41,15 @@ export abstract class ProtocolHostBase
       throw error;
     }
     return pong.promise;
+  }
+
+  /** The connection's protocol (not enumerable: bridges are handed out). */
+  protected get core(): Protocol | null {
+    return this.#core;
+  }
+
+  protected set core(core: Protocol) {
+    this.#core = core;
   }
 
   pingsAnswered(count: number): void {

@@ -84,8 +84,6 @@ interface DecoderEvents {
   closeReceived(): boolean;
   /** Our Close is out, or the connection is over. */
   closing(): boolean;
-  /** A control frame from the peer, in the order it came. */
-  control(frame: Frame): void;
 }
 
 class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
@@ -126,10 +124,6 @@ class ConnectionDecoder<S extends boolean> extends MessageDecoderStream<S> {
 
   protected override outputFailed(): void {
     this.#connection.errorDelivered();
-  }
-
-  protected override control(frame: Frame): void {
-    this.#connection.control(frame);
   }
 
   protected override flush(): void {
@@ -194,6 +188,8 @@ class TransportSink extends Stage<Frame, never> {
   }
 
   #writeBytes(bytes: Uint8Array): void {
+    // A payload after its header failed to go: the transport is gone.
+    if (this.finished) return;
     let room;
     try {
       room = this.#transport.write(bytes);
@@ -433,6 +429,7 @@ export class Session<S extends boolean> extends ProtocolHostBase
     const messageDecoder = this.#decoder = new ConnectionDecoder<S>({
       maxMessageSize: options.maxMessageSize,
       streaming: options.streaming,
+      onControl: (frame) => this.control(frame),
     }, this);
     // Compressed messages inflate between the frame and message decoders,
     // so the message-size limit counts inflated bytes as they come out, and

@@ -54,6 +54,9 @@ let pipeThrough: <O, T>(
   options?: StreamPipeOptions,
 ) => ReadableStream<T>;
 const stages = new WeakMap<ReadableStream<unknown>, Stage<unknown, unknown>>();
+// Tells the far end of a direct pipe that its source's readable has closed
+// (ended, or cancelled).
+let sourceClosed: (sink: object) => void;
 
 let linkStages: (
   from: Stage<unknown, unknown>,
@@ -222,10 +225,11 @@ export abstract class Stage<I, O> {
       destination: WritableStream<O>,
       options?: StreamPipeOptions,
     ): Promise<void> {
-      const stage = stages.get(this) as Stage<unknown, O>;
+      const stage = stages.get(this) as Stage<unknown, O> | undefined;
       const direct = directWrites.get(destination as WritableStream<never>);
       if (
-        direct !== undefined && plainPipe(options) && stage.#canPipe() &&
+        stage !== undefined && direct !== undefined && plainPipe(options) &&
+        stage.#canPipe() &&
         !destination.locked
       ) {
         const writer = destination.getWriter();
@@ -243,9 +247,10 @@ export abstract class Stage<I, O> {
       transform: ReadableWritablePair<T, O>,
       options?: StreamPipeOptions,
     ): ReadableStream<T> {
-      const stage = stages.get(this) as Stage<unknown, O>;
+      const stage = stages.get(this) as Stage<unknown, O> | undefined;
       if (
-        transform instanceof Stage && transform.fusable &&
+        stage !== undefined && transform instanceof Stage &&
+        transform.fusable &&
         options === undefined && !stage.#enqueued && !this.locked &&
         !transform.#writableLocked()
       ) {
@@ -310,12 +315,6 @@ export abstract class Stage<I, O> {
    * readable has errored.
    */
   protected outputFailed(): void {}
-
-  /**
-   * Called on the far end of a direct pipe when its source's readable has
-   * closed (ended, or cancelled).
-   */
-  protected sourceClosed(): void {}
 
   /**
    * Called when the reader cancels. Return false to keep taking input (and
@@ -556,7 +555,7 @@ export abstract class Stage<I, O> {
       if (this.#piped) {
         // As with a stream: the source's end does not wait for the pipe.
         this.#readableController!.close();
-        next.sourceClosed();
+        sourceClosed(next);
         next.#closeWhenIdle();
         return;
       }
@@ -627,7 +626,7 @@ export abstract class Stage<I, O> {
     if (this.#piped) {
       try {
         this.#readableController!.close();
-        this.#next!.sourceClosed();
+        sourceClosed(this.#next!);
       } catch {
         // It had ended already.
       }
@@ -740,9 +739,13 @@ class PipeSink<T> extends Stage<T, never> {
     });
   }
 
-  // As the reader's `closed` would tell it, a microtask later.
-  protected override sourceClosed(): void {
-    queueMicrotask(() => this.#sourceEnded = true);
+  static {
+    // As the reader's `closed` would tell it, a microtask later.
+    sourceClosed = (sink) => {
+      queueMicrotask(() =>
+        (sink as unknown as PipeSink<unknown>).#sourceEnded = true
+      );
+    };
   }
 
   /** The pipe's promise. */

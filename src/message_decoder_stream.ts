@@ -147,14 +147,6 @@ export class MessageDecoderStream<S extends boolean = false>
     this.#handler = new Handler(this, false);
   }
 
-  /**
-   * A control frame, in the order it came: to `onControl`. A subclass may
-   * take them itself.
-   */
-  protected control(frame: Frame): void {
-    this.#onControl?.(frame);
-  }
-
   static {
     // What the MessageDecoder core calls back: one small object, not a
     // closure per method. `texts`: texts gathered as bytes (see transform).
@@ -175,7 +167,7 @@ export class MessageDecoderStream<S extends boolean = false>
       }
 
       control(frame: Frame): void {
-        this.#stage.control(frame);
+        this.#stage.#onControl?.(frame);
       }
     };
   }

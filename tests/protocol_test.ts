@@ -571,3 +571,25 @@ test("Alarm: a target that keeps its deadline is woken again until it moves it",
   await sleep(60);
   assert.equal(ticks, 2);
 });
+
+test("Alarm: a deadline cleared by another alarm's tick is not kept", async () => {
+  const woken: string[] = [];
+  const at = now() + 5;
+  const second: Alarm = new Alarm({
+    tick: () => {
+      woken.push("second");
+      second.set(Infinity);
+    },
+  });
+  const first: Alarm = new Alarm({
+    tick: () => {
+      woken.push("first");
+      first.set(Infinity);
+      second.set(Infinity);
+    },
+  });
+  first.set(at);
+  second.set(at + 0.5);
+  await sleep(60);
+  assert.deepEqual(woken, ["first"]);
+});
