@@ -41,6 +41,10 @@ const READ_HIGH_WATER = 64 * 1024;
 // corked or not, costs more than the copy. Larger chunks are written as
 // they are.
 const COPY_LIMIT = 4 * 1024;
+// Bun's node:net joins the chunks of a corked write into one new buffer
+// (its Socket._writev concatenates them), a copy of every byte: there,
+// chunks this large go out uncorked, after what the turn has before them.
+const UNCORKED = "Bun" in globalThis ? 64 * 1024 : Infinity;
 // Once this many bytes wait to go out in a turn, writers wait for it, as
 // they would for a corked socket at its high-water mark.
 const BATCH_LIMIT = 16 * 1024;
@@ -183,6 +187,13 @@ class NodeSocketTransport implements Transport {
     }
     if (chunk.length < COPY_LIMIT) {
       this.#keep(chunk);
+    } else if (chunk.length >= UNCORKED) {
+      if (this.#corked) {
+        this.#corked = false;
+        socket.uncork?.();
+      }
+      const flushed = this.#flush();
+      if (!socket.write(chunk) || !flushed) this.#socketFull = true;
     } else {
       // Larger chunks of one turn go out together too, in one writev.
       if (!this.#corked && socket.cork !== undefined) {

@@ -34,13 +34,17 @@ export class Pieces {
   #size = 0;
   #unused = 0;
 
-  /** Adds a piece, which the caller must not change afterwards. */
-  push(piece: Uint8Array): void {
+  /**
+   * Adds a piece, which the caller must not change afterwards. The `last`
+   * piece of a message is kept as it is, whatever its size or buffer: it
+   * is joined at once, not held.
+   */
+  push(piece: Uint8Array, last = false): void {
     const length = piece.length;
     if (length === 0) return;
     this.#size += length;
     const unused = this.#unused + piece.buffer.byteLength - length;
-    if (length >= KEEP && unused <= this.#size + SLACK) {
+    if (last || (length >= KEEP && unused <= this.#size + SLACK)) {
       this.#unused = unused;
       this.#cut();
       this.#parts.push(piece);

@@ -302,7 +302,7 @@ export class MessageDecoderStream<S extends boolean = false>
   #gather(bytes: Uint8Array, first: boolean, last: boolean): Uint8Array | null {
     if (first && last) return bytes;
     const pieces = this.#pieces ??= new Pieces();
-    pieces.push(bytes);
+    pieces.push(bytes, last);
     return last ? pieces.take() : null;
   }
 
