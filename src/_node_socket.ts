@@ -50,7 +50,8 @@ const UNCORKED = "Bun" in globalThis ? 64 * 1024 : Infinity;
 // 4,000-byte messages filled a turn, and they went out at half the rate of
 // 4 KiB ones, which are written as they are.)
 const BATCH_LIMIT = 64 * 1024;
-// A turn's buffer starts this large and doubles as needed.
+// A turn's buffer starts this large, or as large as the last turn needed,
+// and doubles as needed.
 const TURN_SIZE = 1024;
 // Once handing on reads has taken READ_BUDGET_MS within READ_WINDOW_MS
 // (since the window began, or reading last paused), reading pauses until a
@@ -154,6 +155,11 @@ class NodeSocketTransport implements Transport {
   #turn: Uint8Array | null = null;
   #start = 0;
   #batched = 0;
+  // The bytes kept this turn, and in the last turn that kept any: a turn's
+  // buffer starts as large as the last one needed, so that a connection
+  // under steady load allocates one per turn, not one per doubling.
+  #kept = 0;
+  #lastKept = 0;
   #flushing = false;
   #corked = false;
 
@@ -331,6 +337,8 @@ class NodeSocketTransport implements Transport {
       // has not yet sent. (A socket whose write() wrote back into this
       // transport has batched more, and a flush is already scheduled.)
       if (this.#batched === 0) this.#turn = null;
+      if (this.#kept > 0) this.#lastKept = Math.min(this.#kept, BATCH_LIMIT);
+      this.#kept = 0;
       if (this.#corked) {
         this.#corked = false;
         socket.uncork?.();
@@ -348,7 +356,9 @@ class NodeSocketTransport implements Transport {
     const size = this.#batched + chunk.length;
     let turn = this.#turn;
     if (turn === null || this.#start + size > turn.length) {
-      const grown = Buffer.allocUnsafe(Math.max(TURN_SIZE, 2 * size));
+      const grown = Buffer.allocUnsafe(
+        Math.max(TURN_SIZE, 2 * size, turn === null ? this.#lastKept : 0),
+      );
       if (this.#batched > 0) {
         grown.set(turn!.subarray(this.#start, this.#start + this.#batched));
       }
@@ -357,6 +367,7 @@ class NodeSocketTransport implements Transport {
     }
     turn.set(chunk, this.#start + this.#batched);
     this.#batched = size;
+    this.#kept += chunk.length;
   }
 
   // Writes the turn's bytes to the socket; false once the socket is over
