@@ -56,6 +56,12 @@ export {
   type ServeOptions,
   type WebSocketServer,
 } from "./src/serve.ts";
+export {
+  Broadcast,
+  type BroadcastMember,
+  type BroadcastOptions,
+  type BroadcastSendOptions,
+} from "./src/broadcast.ts";
 export { CloseCode } from "./src/close_code.ts";
 export { WebSocketError, type WebSocketErrorCode } from "./src/errors.ts";
 export { HandshakeError, type HandshakeErrorCode } from "./src/handshake.ts";

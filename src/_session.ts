@@ -39,6 +39,14 @@ import { MessageDeflateStream } from "./message_deflate_stream.ts";
 import { MessageInflateStream } from "./message_inflate_stream.ts";
 import { Opcode } from "./opcode.ts";
 import {
+  isSharedFrame,
+  Offered,
+  type OutboxHost,
+  type SharedMessage,
+  SharedOutbox,
+  type WhenFull,
+} from "./_shared_message.ts";
+import {
   checkPerMessageDeflateOptions,
   deflateSettings,
 } from "./permessage_deflate.ts";
@@ -170,6 +178,7 @@ class TransportSink extends Stage<Frame, never> {
   readonly #transport: Transport;
   readonly #events: OutputEvents;
   readonly #write = (bytes: Uint8Array) => this.#writeBytes(bytes);
+  readonly #server: boolean;
   #room: Promise<void> | null = null;
 
   constructor(
@@ -179,11 +188,18 @@ class TransportSink extends Stage<Frame, never> {
   ) {
     super();
     this.#encoder = new FrameEncoder(options);
+    this.#server = options.role === "server";
     this.#transport = transport;
     this.#events = events;
   }
 
   protected transform(frame: Frame): void {
+    // A shared message's bytes, encoded once for every server connection
+    // (a client masks each frame with a key of its own).
+    if (this.#server && isSharedFrame(frame)) {
+      for (const chunk of frame.wire) this.#writeBytes(chunk);
+      return;
+    }
     this.#encoder.encode(frame, this.#write);
   }
 
@@ -234,6 +250,11 @@ class ConnectionEncoder extends MessageEncoderStream {
   drained(): Promise<void> | undefined {
     return this.ready();
   }
+
+  /** Hands on a shared message's frame, between whole messages. */
+  sendShared(message: SharedMessage): void {
+    this.enqueue(message.frame);
+  }
 }
 
 // The underlying sink of a connection's writable, which a pipe into the
@@ -255,12 +276,12 @@ class MessageSink
   // From the writable's queue.
   write(message: MessageInput): void | Promise<void> {
     this.#session.dequeued(message);
-    return this.#session.send(message);
+    return this.#session.send(message, false);
   }
 
   // From a direct pipe: nothing was queued.
   send(message: MessageInput): void | Promise<void> {
-    return this.#session.send(message);
+    return this.#session.send(message, true);
   }
 
   close(): void {
@@ -279,7 +300,12 @@ class MessageSink
 // back through its public methods, so a connection holds one object for
 // all of them, not a closure for each.
 export class Session<S extends boolean> extends ProtocolHostBase
-  implements TransportEvents, DecoderEvents, OutputEvents, ProtocolHost {
+  implements
+    TransportEvents,
+    DecoderEvents,
+    OutputEvents,
+    ProtocolHost,
+    OutboxHost {
   readonly opened: Promise<WebSocketOpenInfo<S>>;
   readonly closed: Promise<WebSocketCloseInfo>;
 
@@ -314,6 +340,8 @@ export class Session<S extends boolean> extends ProtocolHostBase
   #onTransportReadEnded: (() => void) | null = null;
   // Ending the transport's writable (a FIN), once begun.
   #writableClosing: Promise<void> | null = null;
+  // Broadcasts that wait for this connection (_shared_message.ts).
+  readonly #outbox = new SharedOutbox(this);
 
   constructor(
     transport: ByteDuplex | Promise<HandshakeResult>,
@@ -476,6 +504,7 @@ export class Session<S extends boolean> extends ProtocolHostBase
       // Called as each message is queued: counts it, and counts it as one
       // message for backpressure.
       size: (message) => {
+        this.#outbox.written();
         this.#sendQueue += queuedSize(message);
         if (this.#sendQueue > this.#maxSendQueue) {
           queueMicrotask(() => this.#sendQueueFull());
@@ -514,12 +543,59 @@ export class Session<S extends boolean> extends ProtocolHostBase
     if (pending !== null) this.#closeWith(pending);
   }
 
-  /** Sends a message from the writable, or from a pipe into it. */
-  send(message: MessageInput): void | Promise<void> {
+  /**
+   * Sends a message from the writable, or from a pipe into it (`direct`),
+   * after the broadcasts sent before it was written.
+   */
+  send(message: MessageInput, direct: boolean): void | Promise<void> {
     if (this.closing()) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
-    return this.#encoder!.send(message);
+    const outbox = this.#outbox;
+    outbox.taking(direct);
+    let sending;
+    try {
+      sending = this.#encoder!.send(message);
+    } catch (error) {
+      outbox.sent();
+      throw error;
+    }
+    if (sending === undefined) {
+      outbox.sent();
+      return;
+    }
+    // A reaction beside the caller's, not a promise in between: a pipe
+    // into the writable sees its write settle in the same turn as before.
+    const sent = () => outbox.sent();
+    sending.then(sent, sent);
+    return sending;
+  }
+
+  /** Offers a broadcast (see SharedOutbox.offer). */
+  offerShared(
+    message: SharedMessage,
+    limit: number,
+    whenFull: WhenFull,
+  ): Offered {
+    if (this.core === null) return Offered.No;
+    return this.#outbox.offer(message, limit, whenFull);
+  }
+
+  // What the outbox asks (OutboxHost).
+
+  sendShared(message: SharedMessage): void {
+    this.#encoder!.sendShared(message);
+  }
+
+  outputRoom(): Promise<void> | undefined {
+    return this.#encoder!.drained();
+  }
+
+  closeTooSlow(): void {
+    this.core!.close(now(), {
+      closeCode: CloseCode.TryAgainLater,
+      reason: "too slow: broadcasts went unread",
+    });
   }
 
   /** A message left the writable's queue (see maxSendQueue). */

@@ -11,6 +11,12 @@ import type { DecodedMessage } from "./message_decoder_stream.ts";
 import type { MessageInput } from "./message_encoder_stream.ts";
 import type { PerMessageDeflateOptions } from "./permessage_deflate.ts";
 import { Session } from "./_session.ts";
+import {
+  type Offered,
+  SEND_SHARED,
+  type SharedMessage,
+  type WhenFull,
+} from "./_shared_message.ts";
 
 export { DEFAULT_CLOSE_TIMEOUT } from "./_protocol.ts";
 
@@ -271,6 +277,15 @@ export class WebSocketConnection<S extends boolean = false> {
    */
   ping(data?: Uint8Array | string): Promise<void> {
     return this.#session.ping(data);
+  }
+
+  /** Offers a broadcast (broadcast.ts). */
+  [SEND_SHARED](
+    message: SharedMessage,
+    limit: number,
+    whenFull: WhenFull,
+  ): Offered {
+    return this.#session.offerShared(message, limit, whenFull);
   }
 
   static {

@@ -10,6 +10,7 @@ import { Stage } from "./_stage.ts";
 import { Deflater } from "./_zlib.ts";
 import type { Frame } from "./frame.ts";
 import { isControlOpcode, Opcode } from "./opcode.ts";
+import { isSharedFrame } from "./_shared_message.ts";
 
 /** Options for {@linkcode MessageDeflateStream}. */
 export interface MessageDeflateStreamOptions {
@@ -102,8 +103,10 @@ export class MessageDeflateStream extends Stage<Frame, Frame> {
   /** Takes one frame. */
   protected transform(frame: Frame): void | Promise<void> {
     const opcode = frame.opcode;
-    // §6.1: control frames are never compressed.
-    if (isControlOpcode(opcode)) {
+    // §6.1: control frames are never compressed. Nor is a broadcast, which
+    // comes between whole messages (RFC 7692 §6: a message may always go
+    // uncompressed, RSV1 clear), framed once for every connection.
+    if (isControlOpcode(opcode) || isSharedFrame(frame)) {
       this.enqueue(frame);
       return;
     }

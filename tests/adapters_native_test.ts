@@ -18,6 +18,7 @@ import {
   createBunAdapter,
 } from "../src/adapters/bun.ts";
 import { type DenoUpgradeOptions, upgrade } from "../src/adapters/deno.ts";
+import { Broadcast } from "../src/broadcast.ts";
 import { WebSocketStream } from "../src/client.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { HandshakeError } from "../src/handshake.ts";
@@ -763,4 +764,54 @@ test("NativeBridge: a pong settles its ping and every ping before it, as the cod
   bridge.close({ closeCode: 1000 });
   await Promise.all(pings);
   assert.deepEqual(settled.at(-1), "z rejected");
+});
+
+for (const server of servers) {
+  test(
+    `${server.name}: a broadcast reaches every native client, text and bytes, in order with each one's own writes`,
+    {
+      skip: server.skip,
+    },
+    async () => {
+      const room = new Broadcast();
+      const served = await server.serve(async (socket) => {
+        room.add(socket);
+        await socket.closed;
+      });
+      const clients = [nativeClient(served.url), nativeClient(served.url)];
+      await Promise.all(clients.map((c) => c.opened));
+      const first = await served.socket(0);
+      await served.socket(1);
+      const writer = (await first.opened).writable.getWriter();
+      const bytes = payload(70_000, 5);
+      writer.write("own 1");
+      assert.equal(room.send("to all"), 2);
+      assert.equal(room.send(bytes, { except: first }), 1);
+      writer.write("own 2");
+      await Promise.all(clients.map((c, i) => c.received(i === 0 ? 3 : 2)));
+      assert.deepEqual(clients[0].messages, ["own 1", "to all", "own 2"]);
+      assert.equal(clients[1].messages[0], "to all");
+      assertBytes(clients[1].messages[1], bytes, "the broadcast bytes");
+      for (const c of clients) c.ws.close();
+      await Promise.all(clients.map((c) => c.closed));
+      await served.close();
+    },
+  );
+}
+
+test("NativeBridge: a broadcast waits while the send buffer is full, and goes before later writes", async () => {
+  const { driver, calls, setBuffered } = fakeDriver();
+  const bridge = new NativeBridge("ws://x", { writeHighWaterMark: 100 });
+  bridge.open(driver, "", "");
+  const room = new Broadcast().add(bridge);
+  const writer = (await bridge.opened).writable.getWriter();
+  setBuffered(1000); // full
+  const own = writer.write("own");
+  assert.equal(room.send("shared"), 1);
+  writer.write("later");
+  assert.deepEqual(calls, ["send own"]);
+  setBuffered(0);
+  await own;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(calls, ["send own", "send shared", "send later"]);
 });

@@ -30,6 +30,15 @@ import type {
 import { connectionLost } from "../_connection_lost.ts";
 import { WebSocketError } from "../errors.ts";
 import type { Message } from "../message.ts";
+import { CloseCode } from "../close_code.ts";
+import {
+  Offered,
+  type OutboxHost,
+  SEND_SHARED,
+  type SharedMessage,
+  SharedOutbox,
+  type WhenFull,
+} from "../_shared_message.ts";
 
 /**
  * The request as the handshake should judge it. Deno.serve and Bun.serve
@@ -179,7 +188,7 @@ const MiB = 1024 * 1024;
  * pong answers, and when the close has taken too long.
  */
 export class NativeBridge extends ProtocolHostBase
-  implements WebSocketEndpoint, ProtocolHost {
+  implements WebSocketEndpoint, ProtocolHost, OutboxHost {
   readonly url: string;
   readonly opened: Promise<WebSocketEndpointOpenInfo>;
   readonly closed: Promise<WebSocketCloseInfo>;
@@ -205,6 +214,8 @@ export class NativeBridge extends ProtocolHostBase
 
   // A write waiting for the send buffer to drain below the mark.
   #room: Deferred<void> | null = null;
+  // Broadcasts that wait for this connection (_shared_message.ts).
+  readonly #outbox = new SharedOutbox(this);
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(url: string, options: NativeBridgeOptions = {}) {
@@ -286,6 +297,11 @@ export class NativeBridge extends ProtocolHostBase
       write: (message) => this.#write(message),
       close: () => this.core!.close(now(), {}),
       abort: () => this.core!.close(now(), {}),
+    }, {
+      size: () => {
+        this.#outbox.written();
+        return 1;
+      },
     });
     this.#opened.resolve({ readable, writable, protocol, extensions });
     const pending = this.#pendingClose;
@@ -373,6 +389,16 @@ export class NativeBridge extends ProtocolHostBase
   }
 
   async #write(message: NativeMessageInput): Promise<void> {
+    const outbox = this.#outbox;
+    outbox.taking(false);
+    try {
+      await this.#send(message);
+    } finally {
+      outbox.sent();
+    }
+  }
+
+  async #send(message: NativeMessageInput): Promise<void> {
     const data = toNative(message);
     if (this.#closing()) {
       throw new TypeError("Cannot send message: the connection is closing");
@@ -382,10 +408,43 @@ export class NativeBridge extends ProtocolHostBase
         "Cannot send message: the runtime dropped it (the connection is closing)",
       );
     }
+    await this.outputRoom();
+  }
+
+  /** Offers a broadcast (broadcast.ts). */
+  [SEND_SHARED](
+    message: SharedMessage,
+    limit: number,
+    whenFull: WhenFull,
+  ): Offered {
+    if (this.#driver === null) return Offered.No;
+    return this.#outbox.offer(message, limit, whenFull);
+  }
+
+  // What the outbox asks (OutboxHost).
+
+  sendShared(message: SharedMessage): void {
+    // The runtime frames it: on these sockets nothing else can.
+    this.#driver!.send(message.data);
+  }
+
+  outputRoom(): Promise<void> | undefined {
+    if (this.#room !== null) return this.#room.promise;
     if (this.#driver!.bufferedAmount() <= this.#writeHighWaterMark) return;
     this.#room = deferred();
     if (!this.#driver!.drainEvents) this.#poll(1);
-    await this.#room.promise;
+    return this.#room.promise;
+  }
+
+  closing(): boolean {
+    return this.#closing();
+  }
+
+  closeTooSlow(): void {
+    this.core!.close(now(), {
+      closeCode: CloseCode.TryAgainLater,
+      reason: "too slow: broadcasts went unread",
+    });
   }
 
   // Without drain events, polls the send buffer while it is above the

@@ -1,0 +1,228 @@
+// A message framed once and sent to many connections (broadcast.ts), and
+// each connection's share of them: the queue where they wait, in order
+// with the connection's own writes, and its bound.
+//
+// Ordering. A connection's own messages reach its encoder one at a time,
+// from its writable's queue (or a pipe into it). A shared message must go
+// after every message the application had written when it was sent, and
+// before every later one, and never between the fragments of one. So each
+// connection counts the messages written to its writable and those handed
+// on; a shared message that finds messages written but not yet handed on,
+// one being sent, or the output full, waits here, tagged with the count
+// written so far, and goes once that many have been handed on and sent.
+//
+// Bound. What waits here for one connection is bounded in bytes
+// (`limit`): a connection past it either skips the message ("drop") or is
+// closed with 1013, Try Again Later ("close"). The bytes themselves are
+// shared: a slow connection holds references to messages every other
+// connection also holds, not copies.
+
+import { FrameEncoder } from "./frame_encoder.ts";
+import type { Frame } from "./frame.ts";
+import { messageBytes } from "./_message_frames.ts";
+import { Opcode } from "./opcode.ts";
+
+/** The method a broadcast target offers a shared message to. */
+export const SEND_SHARED: unique symbol = Symbol("sendShared");
+
+/** What a slow connection gets: see BroadcastOptions.whenFull. */
+export type WhenFull = "close" | "drop";
+
+/** What became of a shared message offered to a connection. */
+export const Offered = {
+  /** The connection does not get it: not open yet, or past its bound. */
+  No: 0,
+  /** Handed on to its output. */
+  Sent: 1,
+  /** It waits in the connection's outbox. */
+  Waiting: 2,
+  /** The connection is closing (too slow, or for its own reasons). */
+  Closing: 3,
+} as const;
+export type Offered = typeof Offered[keyof typeof Offered];
+
+/** A connection a shared message can be offered to. */
+export interface SharedTarget {
+  [SEND_SHARED](
+    message: SharedMessage,
+    limit: number,
+    whenFull: WhenFull,
+  ): Offered;
+}
+
+/** A whole unfragmented data frame, also encoded once as a server sends it. */
+export interface SharedFrame extends Frame {
+  /** The frame's bytes, unmasked: one chunk, or a header then the payload. */
+  readonly wire: readonly Uint8Array[];
+}
+
+const serverEncoder = new FrameEncoder({ role: "server" });
+
+/** One message, for many connections: its bytes encoded once. */
+export class SharedMessage {
+  /** As given: a native socket sends a text as a string. */
+  readonly data: string | Uint8Array;
+  readonly frame: SharedFrame;
+
+  constructor(data: string | Uint8Array) {
+    this.data = data;
+    const payload = messageBytes(data);
+    const frame = {
+      fin: true,
+      rsv1: false,
+      rsv2: false,
+      rsv3: false,
+      opcode: typeof data === "string" ? Opcode.Text : Opcode.Binary,
+      payload,
+    };
+    const wire: Uint8Array[] = [];
+    serverEncoder.encode(frame, (chunk) => wire.push(chunk));
+    this.frame = { ...frame, wire };
+  }
+
+  /** Its payload's size in bytes: what it counts towards a bound. */
+  get size(): number {
+    return this.frame.payload.length;
+  }
+}
+
+/** Whether `frame` is a SharedMessage's frame. */
+export function isSharedFrame(frame: Frame): frame is SharedFrame {
+  return (frame as Partial<SharedFrame>).wire !== undefined;
+}
+
+/** What a SharedOutbox needs of its connection. */
+export interface OutboxHost {
+  /** Hands one whole shared message on to the output. */
+  sendShared(message: SharedMessage): void;
+  /** Undefined while the output has room, else a promise of room. */
+  outputRoom(): Promise<void> | undefined;
+  /** Whether nothing more may be sent: our Close is out, or it is over. */
+  closing(): boolean;
+  /** Closes the connection: it is too slow for its shared messages. */
+  closeTooSlow(): void;
+}
+
+const NONE: readonly Waiting[] = [];
+
+interface Waiting {
+  readonly message: SharedMessage;
+  // The application's messages written before it.
+  readonly after: number;
+}
+
+/** A connection's shared messages that cannot go yet (see the top). */
+export class SharedOutbox {
+  readonly #host: OutboxHost;
+  // The application's messages written to the writable, and handed on.
+  #written = 0;
+  #taken = 0;
+  // One of them is being sent.
+  #sending = false;
+  // Made when one first waits: most connections never have any waiting.
+  #waiting = NONE as Waiting[];
+  #head = 0;
+  #bytes = 0;
+  #waitingForRoom = false;
+
+  constructor(host: OutboxHost) {
+    this.#host = host;
+  }
+
+  /** An application message was queued in the writable. */
+  written(): void {
+    this.#written++;
+  }
+
+  /**
+   * An application message is handed on (`direct`: by a pipe, never
+   * queued): the shared messages sent before it was written go first.
+   * Call `sent()` once it is.
+   */
+  taking(direct: boolean): void {
+    if (direct) this.#written++;
+    const before = this.#taken++;
+    // Whatever the output's room: these were sent before this message.
+    while (this.#head < this.#waiting.length) {
+      const next = this.#waiting[this.#head];
+      if (next.after > before) break;
+      this.#shift();
+      this.#host.sendShared(next.message);
+    }
+    this.#sending = true;
+  }
+
+  /** The application message handed on last is sent (or failed). */
+  sent(): void {
+    this.#sending = false;
+    this.#drain();
+  }
+
+  /** Offers one shared message. */
+  offer(message: SharedMessage, limit: number, whenFull: WhenFull): Offered {
+    const host = this.#host;
+    if (host.closing()) return Offered.Closing;
+    if (
+      this.#head === this.#waiting.length && !this.#sending &&
+      this.#written === this.#taken && host.outputRoom() === undefined
+    ) {
+      host.sendShared(message);
+      return Offered.Sent;
+    }
+    const size = message.size;
+    if (this.#bytes + size > limit) {
+      if (whenFull === "close") {
+        this.#clear();
+        host.closeTooSlow();
+        return Offered.Closing;
+      }
+      return Offered.No;
+    }
+    if (this.#waiting === NONE) this.#waiting = [];
+    this.#waiting.push({ message, after: this.#written });
+    this.#bytes += size;
+    this.#drain();
+    return Offered.Waiting;
+  }
+
+  // Sends what may go now: while no application message is being sent,
+  // the next one written is not due, and the output has room.
+  #drain(): void {
+    const host = this.#host;
+    while (this.#head < this.#waiting.length && !this.#sending) {
+      if (host.closing()) return this.#clear();
+      const next = this.#waiting[this.#head];
+      if (next.after > this.#taken) return;
+      const room = host.outputRoom();
+      if (room !== undefined) {
+        if (this.#waitingForRoom) return;
+        this.#waitingForRoom = true;
+        const again = () => {
+          this.#waitingForRoom = false;
+          this.#drain();
+        };
+        room.then(again, again);
+        return;
+      }
+      this.#shift();
+      host.sendShared(next.message);
+    }
+  }
+
+  #shift(): void {
+    const waiting = this.#waiting;
+    this.#bytes -= waiting[this.#head].message.size;
+    waiting[this.#head++] = undefined!;
+    if (this.#head === waiting.length) this.#clear();
+    else if (this.#head > 1024 && this.#head * 2 > waiting.length) {
+      this.#waiting = waiting.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #clear(): void {
+    this.#waiting = NONE as Waiting[];
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+}
