@@ -36,12 +36,16 @@ else {
   gc = vm.runInNewContext("gc");
 }
 
-/** Memory the process holds: the JS heap and what array buffers hold. */
+/**
+ * Memory the process holds: the JS heap and what lives outside it (array
+ * buffers' bytes among it). Deno counts array buffers in `external` and
+ * reports `arrayBuffers` as 0; Bun reports neither, so its RSS is the
+ * honest figure there. (RSS on Deno swung by ±40 MiB between runs.)
+ */
 function held(): number {
   gc();
-  const { heapUsed, arrayBuffers, rss } = process.memoryUsage();
-  // Bun reports no arrayBuffers; its RSS is the honest figure there.
-  return arrayBuffers > 0 ? heapUsed + arrayBuffers : rss;
+  const { heapUsed, external, rss } = process.memoryUsage();
+  return external > 0 ? heapUsed + external : rss;
 }
 
 async function server(options: NodeUpgradeOptions = {}) {
