@@ -16,10 +16,11 @@
 // frames.
 
 import { Buffer } from "node:buffer";
-import { randomFillSync } from "node:crypto";
-import net from "node:net";
+import type net from "node:net";
 import process from "node:process";
 import { option } from "./_args.ts";
+import { Histogram } from "./_histogram.ts";
+import { headerSize, lengthAt, maskedFrame, openRaw } from "./_raw_client.ts";
 
 const host = option("host", "127.0.0.1");
 const port = option("port", 9001);
@@ -44,63 +45,9 @@ setTimeout(
   connectTimeoutMs + warmupMs + durationMs + 5000,
 );
 
-// Latency histogram ----------------------------------------------------------
-
-// Round trips in 1/16 µs, log-linear: exact below 64 µs, then 512
-// sub-buckets per power of two (0.2% resolution).
-const LINEAR = 1024;
-const SUB_BITS = 9;
-const histogram = new Float64Array(LINEAR + 32 * (1 << SUB_BITS));
-
-function bucketOf(ms: number): number {
-  const x = Math.min(0x7fffffff, Math.max(0, Math.round(ms * 16000)));
-  if (x < LINEAR) return x;
-  const exponent = 31 - Math.clz32(x);
-  const sub = (x >>> (exponent - SUB_BITS)) & ((1 << SUB_BITS) - 1);
-  return LINEAR + (exponent - 10) * (1 << SUB_BITS) + sub;
-}
-
-function valueOf(bucket: number): number {
-  if (bucket < LINEAR) return bucket / 16000;
-  const exponent = ((bucket - LINEAR) >> SUB_BITS) + 10;
-  const sub = (bucket - LINEAR) & ((1 << SUB_BITS) - 1);
-  const x = ((1 << SUB_BITS) + sub) * 2 ** (exponent - SUB_BITS);
-  return x / 16000;
-}
-
-function percentile(p: number, count: number): number {
-  const rank = Math.ceil(count * p);
-  let seen = 0;
-  for (let i = 0; i < histogram.length; i++) {
-    seen += histogram[i];
-    if (seen >= rank && histogram[i] > 0) return valueOf(i);
-  }
-  return NaN;
-}
+const histogram = new Histogram();
 
 // Frames ---------------------------------------------------------------------
-
-function maskedFrame(payloadSize: number): Buffer {
-  const lengthSize = payloadSize < 126 ? 0 : payloadSize < 0x10000 ? 2 : 8;
-  const header = 2 + lengthSize + 4;
-  const frame = Buffer.alloc(header + payloadSize);
-  frame[0] = 0x82; // FIN, binary
-  if (lengthSize === 0) frame[1] = 0x80 | payloadSize;
-  else if (lengthSize === 2) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(payloadSize, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeUInt32BE(0, 2);
-    frame.writeUInt32BE(payloadSize, 6);
-  }
-  const key = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
-  key.copy(frame, header - 4);
-  const payload = frame.subarray(header);
-  randomFillSync(payload);
-  for (let i = 0; i < payloadSize; i++) payload[i] ^= key[i & 3];
-  return frame;
-}
 
 const frame = maskedFrame(size);
 const frameSize = frame.length;
@@ -183,25 +130,9 @@ function complete(c: Connection): number {
   c.head = (c.head + 1) % inflight;
   if (phase === MEASURING) {
     c.count++;
-    histogram[bucketOf(performance.now() - started)]++;
+    histogram.add(performance.now() - started);
   }
   return 1;
-}
-
-function headerSize(b1: number): number {
-  const length7 = b1 & 0x7f;
-  return 2 + (length7 === 126 ? 2 : length7 === 127 ? 8 : 0) +
-    (b1 & 0x80 ? 4 : 0);
-}
-
-function lengthAt(bytes: Uint8Array, at: number): number {
-  const length7 = bytes[at + 1] & 0x7f;
-  if (length7 < 126) return length7;
-  if (length7 === 126) return (bytes[at + 2] << 8) | bytes[at + 3];
-  const word = (i: number) =>
-    ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) |
-      bytes[i + 3]) >>> 0;
-  return word(at + 2) * 0x100000000 + word(at + 6);
 }
 
 function onData(c: Connection, chunk: Uint8Array): void {
@@ -238,63 +169,33 @@ function onData(c: Connection, chunk: Uint8Array): void {
   if (echoed > 0 && phase !== DONE) send(c, echoed);
 }
 
-const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
-
-function connect(): Promise<Connection> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.setNoDelay(true);
-    const c: Connection = {
-      socket,
-      sent: new Float64Array(inflight),
-      head: 0,
-      tail: 0,
-      header: new Uint8Array(14),
-      headerLength: 0,
-      remaining: 0,
-      fin: false,
-      control: false,
-      messageBytes: 0,
-      count: 0,
-    };
-    let response = Buffer.alloc(0);
-    const onHandshake = (chunk: Buffer) => {
-      response = Buffer.concat([response, chunk]);
-      const end = response.indexOf("\r\n\r\n");
-      if (end < 0) {
-        if (response.length > 8192) reject(new Error("no handshake response"));
-        return;
-      }
-      socket.off("data", onHandshake);
-      const status = response.subarray(0, response.indexOf("\r\n")).toString();
-      if (!/^HTTP\/1\.1 101 /.test(status)) {
-        reject(new Error(`handshake refused: ${status}`));
-        return;
-      }
-      socket.on("data", (data: Buffer) => onData(c, data));
-      const rest = response.subarray(end + 4);
-      if (rest.length > 0) onData(c, rest);
-      resolve(c);
-    };
-    socket.on("data", onHandshake);
-    socket.once("connect", () => {
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
-          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-          `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
-    socket.on("error", (error) => {
-      if (phase === NOT_YET) reject(error);
-      else if (phase !== DONE) fail(`socket error: ${error.message}`);
-    });
-    socket.on("close", () => {
-      if (phase === WARMING || phase === MEASURING) {
-        fail("the server closed a connection");
-      }
-    });
-    connections.push(c);
+async function connect(): Promise<Connection> {
+  const { socket, rest } = await openRaw(host, port, path);
+  const c: Connection = {
+    socket,
+    sent: new Float64Array(inflight),
+    head: 0,
+    tail: 0,
+    header: new Uint8Array(14),
+    headerLength: 0,
+    remaining: 0,
+    fin: false,
+    control: false,
+    messageBytes: 0,
+    count: 0,
+  };
+  connections.push(c);
+  socket.on("data", (data: Buffer) => onData(c, data));
+  socket.on("error", (error) => {
+    if (phase !== DONE) fail(`socket error: ${error.message}`);
   });
+  socket.on("close", () => {
+    if (phase === WARMING || phase === MEASURING) {
+      fail("the server closed a connection");
+    }
+  });
+  if (rest.length > 0) onData(c, rest);
+  return c;
 }
 
 async function main(): Promise<void> {
@@ -338,9 +239,9 @@ async function main(): Promise<void> {
     seconds,
     messages: measured,
     perSecond: measured / seconds,
-    p50: percentile(0.5, measured),
-    p99: percentile(0.99, measured),
-    max: percentile(1, measured),
+    p50: histogram.percentile(0.5),
+    p99: histogram.percentile(0.99),
+    max: histogram.percentile(1),
     // Messages per connection, slowest and fastest: fairness.
     leastPerConn: least,
     mostPerConn: most,

@@ -25,19 +25,24 @@
 // Ratios: msg/s ours / peer (> 1: ours faster); p99 ours / peer (< 1: ours
 // answers sooner).
 
-import type { Buffer } from "node:buffer";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { listed } from "./_args.ts";
 import { busyCpus, load, machine } from "./_env.ts";
+import {
+  bin,
+  cpuSeconds,
+  died,
+  generator,
+  kill,
+  killAll,
+  pause,
+  pinning,
+  type Server,
+  startServer,
+  version,
+} from "./_processes.ts";
 import { bytes, si, table } from "./_timing.ts";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
-const bin = (name: string) =>
-  fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -66,7 +71,6 @@ const DURATION_MS = number("duration", quick ? 1000 : 2500);
 const RAW = !args.includes("--no-raw");
 // Between runs: let the server finish with the last connections.
 const PAUSE_MS = 300;
-const START_TIMEOUT_MS = 30_000;
 
 interface Runtime {
   name: string;
@@ -112,109 +116,6 @@ if (runtimes.length === 0) {
   process.exit(2);
 }
 
-// Pinning --------------------------------------------------------------------
-
-const cores = os.cpus().length;
-const taskset = cores >= 2 &&
-  spawnSync("taskset", ["-c", "0", "true"]).status === 0;
-const GENERATOR_CORE = "0";
-const SERVER_CORE = "1";
-
-function pinned(core: string, command: string[]): string[] {
-  return taskset ? ["taskset", "-c", core, ...command] : command;
-}
-
-// Processes ------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-
-function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve();
-  }
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill("SIGKILL"), 2000);
-    child.once("exit", () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill("SIGTERM");
-  });
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all([...children].map(kill));
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    for (const child of children) child.kill("SIGKILL");
-    process.exit(130);
-  });
-}
-
-interface Server {
-  name: string;
-  child: ChildProcess;
-  port: number;
-  /** The last lines it printed, for when it fails. */
-  log: string[];
-}
-
-function startServer(name: string, command: string[]): Promise<Server> {
-  const [file, ...rest] = pinned(SERVER_CORE, command);
-  const child = spawn(file, rest, {
-    cwd: root,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  const log: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`${name} did not start: ${log.join(" | ")}`));
-    }, START_TIMEOUT_MS);
-    const onLine = (data: Buffer) => {
-      for (const line of data.toString().split("\n")) {
-        if (line.trim() === "") continue;
-        log.push(line.trim());
-        if (log.length > 20) log.shift();
-        const match = /listening on ws:\/\/[^\s:]+:(\d+)/.exec(line);
-        if (match) {
-          clearTimeout(timer);
-          resolve({ name, child, port: Number(match[1]), log });
-        }
-      }
-    };
-    child.stdout!.on("data", onLine);
-    child.stderr!.on("data", onLine);
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `${name} exited (${code ?? signal}) before listening: ${
-            log.join(" | ")
-          }`,
-        ),
-      );
-    });
-  });
-}
-
-/** CPU seconds a process (all its threads) has used, from /proc. */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime and stime, fields 14 and 15 of stat, in clock ticks.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
 interface Result {
   perSecond: number;
   p50: number;
@@ -241,8 +142,10 @@ function caseName(c: Case): string {
   return `${bytes(c.size)} ${c.conns}x${c.inflight}`;
 }
 
-function generate(server: Server, c: Case): Promise<Result> {
-  const command = pinned(GENERATOR_CORE, [
+async function generate(server: Server, c: Case): Promise<Result> {
+  const cpuBefore = cpuSeconds(server.child.pid);
+  const started = performance.now();
+  const result = await generator<Result>([
     bin("node"),
     "bench/_loadgen.ts",
     "--port",
@@ -257,45 +160,11 @@ function generate(server: Server, c: Case): Promise<Result> {
     String(WARMUP_MS),
     "--duration",
     String(DURATION_MS),
-  ]);
-  const [file, ...rest] = command;
-  const child = spawn(file, rest, {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let out = "";
-  let err = "";
-  child.stdout!.on("data", (data: Buffer) => out += data.toString());
-  child.stderr!.on("data", (data: Buffer) => err += data.toString());
-  const cpuBefore = cpuSeconds(server.child.pid);
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const timer = setTimeout(
-      () => child.kill("SIGKILL"),
-      WARMUP_MS + DURATION_MS + 15_000,
-    );
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const seconds = (performance.now() - started) / 1000;
-      const serverCpu = (cpuSeconds(server.child.pid) - cpuBefore) / seconds;
-      try {
-        const result = JSON.parse(out.trim().split("\n").pop()!) as Result;
-        result.serverCpu = serverCpu;
-        resolve(result);
-      } catch {
-        resolve({
-          error: `generator exited (${code ?? signal}): ${
-            (err || out).trim().split("\n").slice(-3).join(" | ")
-          }`,
-        } as Result);
-      }
-    });
-  });
+  ], WARMUP_MS + DURATION_MS + 15_000) as Result;
+  const seconds = (performance.now() - started) / 1000;
+  result.serverCpu = (cpuSeconds(server.child.pid) - cpuBefore) / seconds;
+  return result;
 }
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // Formatting -----------------------------------------------------------------
 
@@ -355,11 +224,10 @@ function slowerPerByte(
 }
 
 async function runRuntime(runtime: Runtime): Promise<string[]> {
-  const version = spawnSync(runtime.run[0], ["--version"], {
-    encoding: "utf8",
-  }).stdout?.split("\n")[0].trim();
   console.log(
-    `\n## ${runtime.name} (${version}): ours (examples/echo.ts) vs ${runtime.peer}`,
+    `\n## ${runtime.name} (${
+      version(runtime.run[0])
+    }): ours (examples/echo.ts) vs ${runtime.peer}`,
   );
   if (RAW) await calibrate(runtime);
   const notes: string[] = [];
@@ -432,7 +300,7 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
       );
     }
     for (const server of [ours, peer]) {
-      if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      if (died(server)) {
         notes.push(
           `${server.name} died during ${caseName(c)}: ${
             server.log.join(" | ")
@@ -495,17 +363,13 @@ console.log("Echo benchmark: messages/s and round-trip latency");
 console.log(machine());
 const busy = await busyCpus(500);
 console.log(
-  `CPUs busy before: ${busy.toFixed(1)} of ${cores}${
+  `CPUs busy before: ${busy.toFixed(1)} of ${os.cpus().length}${
     busy > 0.3
       ? ": other processes are competing, treat the figures with care"
       : ""
   }`,
 );
-console.log(
-  taskset
-    ? `Pinned with taskset: generator on core ${GENERATOR_CORE}, server on core ${SERVER_CORE}.`
-    : "NOT PINNED (taskset unavailable or fewer than 2 CPUs): generator and server share the CPUs.",
-);
+console.log(pinning());
 console.log(
   `Each case: ${WARMUP_MS} ms warm-up, then ${DURATION_MS} ms measured; ` +
     "binary messages, masked by the generator, echoed unmasked; " +

@@ -1,0 +1,196 @@
+// The processes a load benchmark runs: servers pinned to one core and load
+// generators pinned to the other (with taskset, when there are two cores),
+// what /proc says about them, and cleanup on every way out.
+
+import type { Buffer } from "node:buffer";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** A dev dependency's executable: node, deno or bun. */
+export const bin = (name: string): string =>
+  fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
+
+/** The first line of `command --version`. */
+export function version(command: string): string {
+  return spawnSync(command, ["--version"], { encoding: "utf8" }).stdout
+    ?.split("\n")[0].trim() ?? "?";
+}
+
+export const pause = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+// Pinning --------------------------------------------------------------------
+
+export const taskset = os.cpus().length >= 2 &&
+  spawnSync("taskset", ["-c", "0", "true"]).status === 0;
+export const GENERATOR_CORE = "0";
+export const SERVER_CORE = "1";
+
+function pinned(core: string, command: string[]): string[] {
+  return taskset ? ["taskset", "-c", core, ...command] : command;
+}
+
+/** One line for a benchmark's header. */
+export function pinning(): string {
+  return taskset
+    ? `Pinned with taskset: generator on core ${GENERATOR_CORE}, server on core ${SERVER_CORE}.`
+    : "NOT PINNED (taskset unavailable or fewer than 2 CPUs): generator and server share the CPUs.";
+}
+
+// Processes ------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+export function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill("SIGKILL"), 2000);
+    child.once("exit", () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+export async function killAll(): Promise<void> {
+  await Promise.all([...children].map(kill));
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of children) child.kill("SIGKILL");
+    process.exit(130);
+  });
+}
+
+export interface Server {
+  name: string;
+  child: ChildProcess;
+  port: number;
+  /** The last lines it printed, for when it fails. */
+  log: string[];
+}
+
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * Starts a server on the server core; resolves once it prints
+ * "listening on ws://host:port".
+ */
+export function startServer(name: string, command: string[]): Promise<Server> {
+  const [file, ...rest] = pinned(SERVER_CORE, command);
+  const child = spawn(file, rest, {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  const log: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`${name} did not start: ${log.join(" | ")}`));
+    }, START_TIMEOUT_MS);
+    const onLine = (data: Buffer) => {
+      for (const line of data.toString().split("\n")) {
+        if (line.trim() === "") continue;
+        log.push(line.trim());
+        if (log.length > 20) log.shift();
+        const match = /listening on ws:\/\/[^\s:]+:(\d+)/.exec(line);
+        if (match) {
+          clearTimeout(timer);
+          resolve({ name, child, port: Number(match[1]), log });
+        }
+      }
+    };
+    child.stdout!.on("data", onLine);
+    child.stderr!.on("data", onLine);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `${name} exited (${code ?? signal}) before listening: ${
+            log.join(" | ")
+          }`,
+        ),
+      );
+    });
+  });
+}
+
+/** Whether a server has exited. */
+export function died(server: Server): boolean {
+  return server.child.exitCode !== null || server.child.signalCode !== null;
+}
+
+/**
+ * Runs a load generator on the generator core and resolves with the JSON
+ * line it prints last, or `{ error }` if it printed none. It is killed after
+ * `timeoutMs`.
+ */
+export function generator<T extends object>(
+  command: string[],
+  timeoutMs: number,
+): Promise<T | { error: string }> {
+  const [file, ...rest] = pinned(GENERATOR_CORE, command);
+  const child = spawn(file, rest, {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (data: Buffer) => out += data.toString());
+  child.stderr!.on("data", (data: Buffer) => err += data.toString());
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop()!) as T);
+      } catch {
+        resolve({
+          error: `generator exited (${code ?? signal}): ${
+            (err || out).trim().split("\n").slice(-3).join(" | ")
+          }`,
+        });
+      }
+    });
+  });
+}
+
+// /proc ----------------------------------------------------------------------
+
+/** CPU seconds a process (all its threads) has used. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, fields 14 and 15 of stat, in clock ticks.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A process's resident memory, in bytes. */
+export function rss(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+    return kib === undefined ? NaN : Number(kib) * 1024;
+  } catch {
+    return NaN;
+  }
+}
