@@ -1,13 +1,15 @@
 // Runs the benchmarks on the installed runtimes (the dev dependencies).
 //
-//   node bench/run.mjs [frame|message|echo|deflate|all] [options...]
+//   node bench/run.mjs [frame|message|echo|deflate|fanout|all] [options...]
 //
 // frame (the default) and message run bench/<name>.ts on Node, Deno and Bun
 // in turn, one after another so they do not compete for CPUs; extra
 // arguments go to every run (`node bench/run.mjs message --quick`). echo
 // runs bench/echo.ts once under Node: it starts the servers on each runtime
 // itself (`node bench/run.mjs echo deno --quick`); so does deflate, the
-// compressed echo against ws with perMessageDeflate. all runs the four.
+// compressed echo against ws with perMessageDeflate, and fanout, one
+// publisher to 100 and 1,000 subscribers against ws's loop and the
+// runtimes' native servers (Bun's publish()). all runs the five.
 // load (10,000 connections per runtime, ours vs ws; --soak N churns for N
 // seconds) runs only when named: `node bench/run.mjs load`.
 
@@ -18,7 +20,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) =>
   fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
-const BENCHMARKS = ["frame", "message", "echo", "deflate"];
+const BENCHMARKS = ["frame", "message", "echo", "deflate", "fanout"];
 
 let args = process.argv.slice(2);
 let selected = ["frame"];
@@ -59,7 +61,7 @@ function run(label, command, rest) {
 
 for (const benchmark of selected) {
   const file = `bench/${benchmark}.ts`;
-  if (benchmark === "echo" || benchmark === "deflate" || benchmark === "load") {
+  if (["echo", "deflate", "fanout", "load"].includes(benchmark)) {
     // One orchestrator; it runs the servers on every runtime itself.
     run(`${benchmark} (orchestrated by Node)`, bin("node"), [file, ...args]);
     continue;
