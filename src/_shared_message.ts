@@ -30,14 +30,19 @@ export type WhenFull = "close" | "drop";
 
 /** What became of a shared message offered to a connection. */
 export const Offered = {
-  /** The connection does not get it: not open yet, or past its bound. */
+  /** The connection does not get it: it is not open yet. */
   No: 0,
   /** Handed on to its output. */
   Sent: 1,
   /** It waits in the connection's outbox. */
   Waiting: 2,
-  /** The connection is closing (too slow, or for its own reasons). */
+  /** The connection is closing, for its own reasons. */
   Closing: 3,
+  /**
+   * The connection is past its bound: it does not get it, and with
+   * `whenFull: "close"` it is closing now.
+   */
+  Full: 4,
 } as const;
 export type Offered = typeof Offered[keyof typeof Offered];
 
@@ -174,9 +179,8 @@ export class SharedOutbox {
       if (whenFull === "close") {
         this.#clear();
         host.closeTooSlow();
-        return Offered.Closing;
       }
-      return Offered.No;
+      return Offered.Full;
     }
     if (this.#waiting === NONE) this.#waiting = [];
     this.#waiting.push({ message, after: this.#written });

@@ -24,7 +24,7 @@ export interface BroadcastMember {
 }
 
 /** Options for {@linkcode Broadcast}. */
-export interface BroadcastOptions {
+export interface BroadcastOptions<M extends BroadcastMember = BroadcastMember> {
   /**
    * Bytes of broadcasts that may wait for one connection: sent after
    * messages it has not taken yet, or while its socket is full. A
@@ -41,6 +41,13 @@ export interface BroadcastOptions {
    * @default {"close"}
    */
   whenFull?: WhenFull;
+  /**
+   * Called with each connection that passed `maxQueued`, once `whenFull`
+   * has been applied (it is closing, or skipped this message) and every
+   * other member has the message: to log it, or to tell the others it
+   * left.
+   */
+  onFull?: (member: M) => void;
 }
 
 /** Options for {@linkcode Broadcast.send}. */
@@ -119,12 +126,13 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
   readonly #members = new Set<M>();
   readonly #maxQueued: number;
   readonly #whenFull: WhenFull;
+  readonly #onFull: ((member: M) => void) | undefined;
   #writable: WritableStream<string | Uint8Array> | null = null;
   // Whether the last send left the message waiting for some member.
   #waiting = false;
 
   /** Creates an empty set. */
-  constructor(options: BroadcastOptions = {}) {
+  constructor(options: BroadcastOptions<M> = {}) {
     this.#maxQueued = checkSize("maxQueued", options.maxQueued ?? MiB, {
       infinite: true,
     });
@@ -137,6 +145,12 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
       );
     }
     this.#whenFull = whenFull;
+    if (options.onFull !== undefined && typeof options.onFull !== "function") {
+      throw new TypeError(
+        "Cannot create Broadcast: onFull must be a function",
+      );
+    }
+    this.#onFull = options.onFull;
   }
 
   /** How many connections it holds. */
@@ -194,6 +208,7 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
     const whenFull = this.#whenFull;
     let sent = 0;
     let waiting = false;
+    let full: M[] | undefined;
     for (const member of this.#members) {
       if (member === except) continue;
       const target = member as unknown as SharedTarget;
@@ -202,8 +217,17 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
       else if (offered === Offered.Waiting) sent++, waiting = true;
       // It gets no more: it leaves now, not once its close is done.
       else if (offered === Offered.Closing) this.#members.delete(member);
+      else if (offered === Offered.Full) {
+        if (whenFull === "close") this.#members.delete(member);
+        (full ??= []).push(member);
+      }
     }
     this.#waiting = waiting;
+    // After the loop: every member has this message before any message
+    // onFull sends.
+    if (full !== undefined && this.#onFull !== undefined) {
+      for (const member of full) this.#onFull(member);
+    }
     return sent;
   }
 

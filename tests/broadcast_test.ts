@@ -163,6 +163,7 @@ test("Broadcast rejects what is not a connection of this library, and bad option
   );
   assert.throws(() => new Broadcast({ whenFull: "wait" as never }), TypeError);
   assert.throws(() => new Broadcast({ maxQueued: -1 }), RangeError);
+  assert.throws(() => new Broadcast({ onFull: 1 as never }), TypeError);
   assert.throws(() => room.send(42 as never), TypeError);
 });
 
@@ -170,7 +171,16 @@ test("Broadcast rejects what is not a connection of this library, and bad option
 // socket that did the handshake): the slow one is closed or skipped, the
 // fast one keeps getting everything.
 async function slowAndFast(whenFull: "close" | "drop") {
-  const room = new Broadcast({ maxQueued: 256 * 1024, whenFull });
+  const full: unknown[] = [];
+  const room = new Broadcast({
+    maxQueued: 256 * 1024,
+    whenFull,
+    onFull: (member) => {
+      // Called after the loop: the fast member has this message already.
+      assert.equal(room.has(member), whenFull === "drop");
+      full.push(member);
+    },
+  });
   const server = serve({}, (ws) => void room.add(ws));
   const { url } = await server.listening;
   const fast = new WS(url);
@@ -195,15 +205,15 @@ async function slowAndFast(whenFull: "close" | "drop") {
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
   await eventually(() => got.length === counts.length, "fast got all", 10_000);
-  return { room, server, fast, slow, slowMember, counts };
+  return { room, server, fast, slow, slowMember, counts, full };
 }
 
 test("a member that never reads is closed with 1013 past maxQueued; the others get every message", async () => {
-  const { room, server, fast, slow, slowMember, counts } = await slowAndFast(
-    "close",
-  );
+  const { room, server, fast, slow, slowMember, counts, full } =
+    await slowAndFast("close");
   assert.equal(counts[0], 2);
   assert.equal(counts.at(-1), 1, "the slow member stopped getting them");
+  assert.deepEqual(full, [slowMember], "onFull once, when it was closed");
   assert.equal(room.size, 1);
   assert.equal(room.has(slowMember), false);
   // It closes with 1013 once the close handshake times out or is done;
@@ -215,11 +225,15 @@ test("a member that never reads is closed with 1013 past maxQueued; the others g
 });
 
 test("with whenFull: drop, a member that never reads skips messages and stays", async () => {
-  const { room, server, fast, slow, slowMember, counts } = await slowAndFast(
-    "drop",
-  );
+  const { room, server, fast, slow, slowMember, counts, full } =
+    await slowAndFast("drop");
   assert.equal(counts[0], 2);
   assert.equal(counts.at(-1), 1, "the slow member skipped the last ones");
+  // onFull for each message it skipped.
+  const skipped = counts.filter((count) => count === 1).length;
+  assert.ok(skipped > 0);
+  assert.equal(full.length, skipped);
+  assert.ok(full.every((member) => member === slowMember));
   assert.equal(room.size, 2);
   assert.equal(room.has(slowMember), true);
   slow.destroy();
