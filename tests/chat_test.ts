@@ -298,10 +298,11 @@ test("chat: the heartbeat drops a client that stops answering pings", async () =
   });
 });
 
-test("ChatHub drops a client that stops reading once its outbox is full, and the room goes on", async () => {
+test("ChatHub drops a client that stops reading once maxQueued bytes of the room's messages wait for it, and the room goes on", async () => {
   await within(20_000, "chat slow client", async () => {
-    const maxQueue = 8;
-    const hub = new ChatHub({ maxQueue, heartbeatInterval: 0 });
+    // About eight of the room's messages (each some 60 bytes of JSON).
+    const maxQueued = 512;
+    const hub = new ChatHub({ maxQueued, heartbeatInterval: 0 });
     // Connections over in-memory pipes, which buffer almost nothing: a
     // reader that stops shows at once.
     const member = (nick: string) => {
@@ -344,9 +345,12 @@ test("ChatHub drops a client that stops reading once its outbox is full, and the
       // fast gets each of its messages, slow or no slow.
       assert.equal((await read(fastIn)).text, text);
     }
-    // slow went once its outbox (and the pipes' few slots) were full, long
-    // before every message had been sent.
-    assert.ok(sent > maxQueue && sent < limit / 2, `dropped after ${sent}`);
+    // slow went once maxQueued bytes (and the pipes' few slots) were full,
+    // long before every message had been sent.
+    assert.ok(
+      sent > maxQueued / 100 && sent < limit / 2,
+      `dropped after ${sent}`,
+    );
     const left = await read(fastIn);
     assert.deepEqual([left.type, left.nick, left.reason], [
       "left",
@@ -373,7 +377,7 @@ test("chat: a client that stops reading is dropped, and the server closes its so
     const chat = createChatServer({
       port: 0,
       heartbeatInterval: 0,
-      maxQueue: 16,
+      maxQueued: 32 * 1024,
       closeTimeout: 200,
     });
     scope.defer(() => chat.close());
@@ -386,8 +390,8 @@ test("chat: a client that stops reading is dropped, and the server closes its so
         )
       );
 
-    // slow joins, then reads nothing: its socket's buffers fill, then its
-    // outbox.
+    // slow joins, then reads nothing: its socket's buffers fill, then
+    // maxQueued.
     const slow = await connect(scope, url);
     await slow.send({ type: "join", room: "r", nick: "slow" });
     const { client: fast } = await join(scope, url, "r", "fast");

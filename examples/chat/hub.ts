@@ -2,26 +2,28 @@
 // connection with the WebSocketStream shape (`opened`, `closed`, `close()`,
 // `ping()`), whichever entry point of the library made it.
 //
-// Each connection is two stream pipelines:
+// Each connection is a stream pipeline in, and two ways out:
 //
 //   in:  messages ─▶ ChatCommandStream (parse, validate) ─▶ the hub
-//   out: the hub ─▶ outbox (bounded queue) ─▶ the connection's writable
+//   out: the hub's answers to it (welcome, errors) ─▶ its writable
+//        its room's messages ─▶ the room's Broadcast ─▶ every member
 //
-// The outbox is where backpressure shows. A connection's writable takes
-// the next message only when the socket has room, so a client that stops
-// reading (or whose network is slow) leaves messages in its outbox. The
-// outbox holds at most `maxQueue` of them. A broadcast that finds it full
-// does not wait (that would let one slow reader stall the room) and does
-// not buffer more (that would let it grow the server's memory without
-// bound): the client is dropped. It leaves its room (the others see "left:
-// too slow"), its queued messages are discarded, and its connection is
-// closed with 4013 (the application-range twin of 1013 "try again later";
-// applications may only send 1000 and 3000–4999). Its Close waits behind
-// what it has not read; if the close handshake is not done within the
-// connection's `closeTimeout`, `closed` rejects and the connection drops
-// the socket. What a slow client costs the server is thus
-// bounded: `maxQueue` messages, plus the socket's buffers, for at most
-// `closeTimeout` after the queue overflows.
+// A room is a Broadcast (src/broadcast.ts): a message is turned into JSON
+// and framed once, and the same bytes go to every member, after what the
+// hub wrote to that member before. That is where backpressure shows. A
+// client that stops reading (or whose network is slow) leaves the room's
+// messages waiting for it. A broadcast does not wait for it (that would let
+// one slow reader stall the room), and what waits is bounded by
+// `maxQueued` bytes: past it the client is dropped. It leaves its room (the
+// others see "left: too slow"), and its connection is closed with 1013
+// (Try Again Later). Its Close waits behind what it has not read; if the
+// close handshake is not done within the connection's `closeTimeout`,
+// `closed` rejects and the connection drops the socket. What a slow client
+// costs the server is thus bounded: `maxQueued` bytes of messages the
+// others hold too, plus the socket's buffers, for at most `closeTimeout`.
+// The hub's answers to a client's own commands are not broadcasts: the hub
+// reads its next command only once the connection has room for the
+// answer, so a client that sends without reading stops being read.
 //
 // Rooms are bounded too, and so is what idle clients can do with them. A
 // room closes when its last member leaves. At most `maxRooms` are open in
@@ -38,6 +40,7 @@
 // rooms and keep nobody out; to keep others from creating rooms takes
 // `maxRooms / MAX_ROOMS_PER_CLIENT` clients that keep their rooms busy.
 
+import { Broadcast } from "../../src/broadcast.ts";
 import {
   ChatCommandStream,
   type ChatEvent,
@@ -60,8 +63,11 @@ export const ChatCloseCode = {
   NoPong: 4001,
   /** The client's room was closed: it was idle, and the hub full. */
   RoomClosed: 4002,
-  /** The client's outbox overflowed: it reads too slowly. */
-  TooSlow: 4013,
+  /**
+   * Messages for the client passed `maxQueued`: it reads too slowly. The
+   * room's Broadcast closes it with 1013 (Try Again Later).
+   */
+  TooSlow: 1013,
 } as const;
 
 /**
@@ -83,8 +89,11 @@ export interface ChatSocket {
 export interface ChatOptions {
   /** Messages each room keeps for newcomers. Default 50. */
   historySize?: number;
-  /** Messages a client's outbox holds before the client is dropped. Default 256. */
-  maxQueue?: number;
+  /**
+   * Bytes of room messages that may wait for one client before it is
+   * dropped as too slow. Default 1048576 (1 MiB).
+   */
+  maxQueued?: number;
   /**
    * Milliseconds between heartbeat pings; a client that has not answered
    * the previous one by the next is dropped. 0 turns it off. Default 15000.
@@ -127,35 +136,28 @@ class Member {
   room: Room | null = null;
   awaitingPong = false;
   dropped = false;
-  readonly #outbox: ReadableStreamDefaultController<string>;
-  readonly #stop = new AbortController();
+  readonly #writer: WritableStreamDefaultWriter<string>;
 
   constructor(
     socket: ChatSocket,
     writable: WritableStream<string>,
-    { maxQueue, client }: { maxQueue: number; client?: string },
+    client: string | undefined,
   ) {
     this.socket = socket;
     this.client = client ?? this;
-    let outbox!: ReadableStreamDefaultController<string>;
-    new ReadableStream<string>(
-      { start: (controller) => void (outbox = controller) },
-      new CountQueuingStrategy({ highWaterMark: maxQueue }),
-    ).pipeTo(writable, { signal: this.#stop.signal, preventAbort: true })
-      // Ends when the connection closes, or when the client is dropped.
-      .catch(noop);
-    this.#outbox = outbox;
+    this.#writer = writable.getWriter();
   }
 
-  // Queues one message; false if the outbox is full.
-  send(text: string): boolean {
-    if (this.dropped) return true;
-    if (this.#outbox.desiredSize! <= 0) return false;
-    this.#outbox.enqueue(text);
-    return true;
+  // Sends one message to this client alone; resolves once its connection
+  // has room for more (rejects once it is closing).
+  send(text: string): Promise<void> {
+    if (this.dropped) return Promise.resolve();
+    // A failed write fails `ready` too, which the caller sees.
+    this.#writer.write(text).catch(noop);
+    return this.#writer.ready;
   }
 
-  // Discards the outbox and closes the connection.
+  // Closes the connection (unless the room's Broadcast has already).
   drop(closeCode: number, reason: string): void {
     if (this.dropped) return;
     this.dropped = true;
@@ -164,7 +166,6 @@ class Member {
     } catch {
       // Already closing.
     }
-    this.#stop.abort();
   }
 }
 
@@ -172,6 +173,8 @@ interface Room {
   readonly name: string;
   // By nicknameKey: look-alikes collide.
   readonly members: Map<string, Member>;
+  // The same members' connections: the room's messages go through it.
+  readonly everyone: Broadcast<ChatSocket>;
   readonly history: ChatMessage[];
   readonly creator: unknown;
   // When it last saw a join or a message.
@@ -185,9 +188,10 @@ interface Room {
  */
 export class ChatHub {
   readonly #rooms = new Map<string, Room>();
-  readonly #members = new Set<Member>();
+  // Every member, by its connection.
+  readonly #members = new Map<ChatSocket, Member>();
   readonly #historySize: number;
-  readonly #maxQueue: number;
+  readonly #maxQueued: number | undefined;
   readonly #maxRooms: number;
   readonly #roomIdleTimeout: number;
   readonly #now: () => number;
@@ -196,7 +200,7 @@ export class ChatHub {
 
   constructor(options: ChatOptions = {}) {
     this.#historySize = options.historySize ?? 50;
-    this.#maxQueue = options.maxQueue ?? 256;
+    this.#maxQueued = options.maxQueued;
     this.#maxRooms = options.maxRooms ?? 100;
     this.#roomIdleTimeout = options.roomIdleTimeout ?? 600_000;
     this.#now = options.now ?? Date.now;
@@ -223,12 +227,9 @@ export class ChatHub {
     let member: Member | undefined;
     try {
       const { readable, writable } = await socket.opened;
-      const joined = new Member(socket, writable, {
-        maxQueue: this.#maxQueue,
-        client: options.client,
-      });
+      const joined = new Member(socket, writable, options.client);
       member = joined;
-      this.#members.add(joined);
+      this.#members.set(socket, joined);
       await readable
         .pipeThrough(new ChatCommandStream())
         .pipeTo(
@@ -242,7 +243,7 @@ export class ChatHub {
     } finally {
       if (member !== undefined) {
         this.#leave(member, member.dropped ? "dropped" : "left");
-        this.#members.delete(member);
+        this.#members.delete(member.socket);
       }
     }
   }
@@ -251,24 +252,25 @@ export class ChatHub {
   close(): void {
     clearInterval(this.#heartbeat);
     clearTimeout(this.#beatTurn);
-    for (const member of this.#members) {
+    for (const member of this.#members.values()) {
       member.drop(ChatCloseCode.Shutdown, "server shutting down");
     }
   }
 
-  #handle(member: Member, command: Command): void {
+  // Handles one command; the next is read once this settles.
+  #handle(member: Member, command: Command): Promise<void> | void {
     switch (command.type) {
       case "invalid":
-        this.#send(member, { type: "error", reason: command.reason });
-        break;
+        return this.#send(member, { type: "error", reason: command.reason });
       case "join":
-        this.#join(member, command.room, command.nick);
-        break;
+        return this.#join(member, command.room, command.nick);
       case "say": {
         const room = member.room;
         if (room === null) {
-          this.#send(member, { type: "error", reason: "join a room first" });
-          break;
+          return this.#send(member, {
+            type: "error",
+            reason: "join a room first",
+          });
         }
         const message: ChatMessage = {
           type: "message",
@@ -287,28 +289,25 @@ export class ChatHub {
     }
   }
 
-  #join(member: Member, name: string, nick: string): void {
+  #join(member: Member, name: string, nick: string): Promise<void> {
     if (member.room !== null) {
-      this.#send(member, {
+      return this.#send(member, {
         type: "error",
         reason: `already in room ${member.room.name}`,
       });
-      return;
     }
     const room = this.#room(name, member.client);
     if (typeof room === "string") {
-      this.#send(member, { type: "error", reason: room });
-      return;
+      return this.#send(member, { type: "error", reason: room });
     }
     const key = nicknameKey(nick);
     const taken = room.members.get(key);
     if (taken !== undefined) {
       const alike = taken.nick === nick ? "" : `: it looks like ${taken.nick}`;
-      this.#send(member, {
+      return this.#send(member, {
         type: "error",
         reason: `the nickname ${nick} is taken in ${name}${alike}`,
       });
-      return;
     }
     // Everyone else hears of the newcomer before it hears anything.
     const time = this.#now();
@@ -318,13 +317,16 @@ export class ChatHub {
     member.room = room;
     room.members.set(key, member);
     room.active = time;
-    this.#send(member, {
+    const welcomed = this.#send(member, {
       type: "welcome",
       room: name,
       nick,
       members: [...room.members.values()].map((m) => m.nick),
       history: room.history,
     });
+    // The room's messages from here on come after the welcome.
+    room.everyone.add(member.socket);
+    return welcomed;
   }
 
   // The room called `name`, created for `client` if need be (see the top
@@ -356,6 +358,11 @@ export class ChatHub {
     const room: Room = {
       name,
       members: new Map(),
+      everyone: new Broadcast<ChatSocket>({
+        maxQueued: this.#maxQueued,
+        // It is closing (1013); the others hear why it left.
+        onFull: (socket) => this.#tooSlow(this.#members.get(socket)),
+      }),
       history: [],
       creator: client,
       active: now,
@@ -370,6 +377,7 @@ export class ChatHub {
     this.#rooms.delete(room.name);
     for (const member of room.members.values()) {
       member.room = null;
+      room.everyone.delete(member.socket);
       member.drop(
         ChatCloseCode.RoomClosed,
         "room closed: idle while the server was full",
@@ -383,6 +391,7 @@ export class ChatHub {
     if (room === null) return;
     member.room = null;
     room.members.delete(member.key);
+    room.everyone.delete(member.socket);
     if (room.members.size === 0) {
       // Nobody left to hear it; the name and the creator's share are free.
       this.#rooms.delete(room.name);
@@ -396,24 +405,21 @@ export class ChatHub {
     });
   }
 
-  // Sends one event to one member, dropping it if its outbox is full.
-  #send(member: Member, event: ChatEvent): void {
-    if (!member.send(JSON.stringify(event))) this.#tooSlow(member);
+  // Sends one event to one member; resolves once it has room for more.
+  #send(member: Member, event: ChatEvent): Promise<void> {
+    return member.send(JSON.stringify(event));
   }
 
-  // Sends one event to every member of a room. The JSON is built once; a
-  // full outbox drops its member after the loop (see the top of the file).
+  // Sends one event to every member of a room: turned into JSON and framed
+  // once. A member it finds too slow is dropped (see the top of the file).
   #broadcast(room: Room, event: ChatEvent): void {
-    const text = JSON.stringify(event);
-    const slow: Member[] = [];
-    for (const member of room.members.values()) {
-      if (!member.send(text)) slow.push(member);
-    }
-    for (const member of slow) this.#tooSlow(member);
+    room.everyone.send(JSON.stringify(event));
   }
 
-  #tooSlow(member: Member): void {
-    member.drop(ChatCloseCode.TooSlow, "too slow: messages went unread");
+  #tooSlow(member: Member | undefined): void {
+    if (member === undefined || member.dropped) return;
+    // The room's Broadcast has started its close (1013).
+    member.dropped = true;
     this.#leave(member, "too slow");
   }
 
@@ -427,7 +433,7 @@ export class ChatHub {
   }
 
   #pingAll(): void {
-    for (const member of this.#members) {
+    for (const member of this.#members.values()) {
       if (member.dropped) continue;
       if (member.awaitingPong) {
         member.drop(ChatCloseCode.NoPong, "no answer to ping");
