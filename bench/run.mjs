@@ -1,6 +1,7 @@
 // Runs the benchmarks on the installed runtimes (the dev dependencies).
 //
-//   node bench/run.mjs [frame|message|echo|deflate|fanout|all] [options...]
+//   node bench/run.mjs [frame|message|echo|deflate|fanout|fanout_deflate|all]
+//     [options...]
 //
 // frame (the default) and message run bench/<name>.ts on Node, Deno and Bun
 // in turn, one after another so they do not compete for CPUs; extra
@@ -9,7 +10,9 @@
 // itself (`node bench/run.mjs echo deno --quick`); so does deflate, the
 // compressed echo against ws with perMessageDeflate, and fanout, one
 // publisher to 100 and 1,000 subscribers against ws's loop and the
-// runtimes' native servers (Bun's publish()). all runs the five.
+// runtimes' native servers (Bun's publish()). fanout_deflate (on each
+// runtime in turn) prints what compressing a broadcast costs, once or per
+// member. all runs the six.
 // load (10,000 connections per runtime, ours vs ws; --soak N churns for N
 // seconds) runs only when named: `node bench/run.mjs load`.
 
@@ -20,7 +23,14 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) =>
   fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
-const BENCHMARKS = ["frame", "message", "echo", "deflate", "fanout"];
+const BENCHMARKS = [
+  "frame",
+  "message",
+  "echo",
+  "deflate",
+  "fanout",
+  "fanout_deflate",
+];
 
 let args = process.argv.slice(2);
 let selected = ["frame"];

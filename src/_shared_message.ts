@@ -11,6 +11,13 @@
 // one being sent, or the output full, waits here, tagged with the count
 // written so far, and goes once that many have been handed on and sent.
 //
+// Compression. A connection that agreed on permessage-deflate without
+// context takeover for what it sends gets a shared message compressed once
+// for every such connection with the same zlib settings (deflated()); one
+// with context takeover gets it uncompressed (RFC 7692 §6 allows any
+// message to go so), since a message compressed apart from its context
+// would leave the peer's window out of step with ours.
+//
 // Bound. What waits here for one connection is bounded in bytes
 // (`limit`): a connection past it either skips the message ("drop") or is
 // closed with 1013, Try Again Later ("close"). The bytes themselves are
@@ -21,6 +28,7 @@ import { FrameEncoder } from "./frame_encoder.ts";
 import type { Frame } from "./frame.ts";
 import { messageBytes } from "./_message_frames.ts";
 import { Opcode } from "./opcode.ts";
+import { deflateMessage, type DeflateOptions } from "./_zlib.ts";
 
 /** The method a broadcast target offers a shared message to. */
 export const SEND_SHARED: unique symbol = Symbol("sendShared");
@@ -59,6 +67,8 @@ export interface SharedTarget {
 export interface SharedFrame extends Frame {
   /** The frame's bytes, unmasked: one chunk, or a header then the payload. */
   readonly wire: readonly Uint8Array[];
+  /** The message it is a frame of. */
+  readonly shared: SharedMessage;
 }
 
 const serverEncoder = new FrameEncoder({ role: "server" });
@@ -68,26 +78,50 @@ export class SharedMessage {
   /** As given: a native socket sends a text as a string. */
   readonly data: string | Uint8Array;
   readonly frame: SharedFrame;
+  // Its compressed frames, by zlib settings (see deflated()).
+  #deflated: Map<string, SharedFrame> | undefined;
 
   constructor(data: string | Uint8Array) {
     this.data = data;
-    const payload = messageBytes(data);
-    const frame = {
-      fin: true,
-      rsv1: false,
-      rsv2: false,
-      rsv3: false,
-      opcode: typeof data === "string" ? Opcode.Text : Opcode.Binary,
-      payload,
-    };
-    const wire: Uint8Array[] = [];
-    serverEncoder.encode(frame, (chunk) => wire.push(chunk));
-    this.frame = { ...frame, wire };
+    const opcode = typeof data === "string" ? Opcode.Text : Opcode.Binary;
+    this.frame = this.#frame(opcode, false, messageBytes(data));
   }
 
   /** Its payload's size in bytes: what it counts towards a bound. */
   get size(): number {
     return this.frame.payload.length;
+  }
+
+  /**
+   * Its frame compressed with an empty context (RSV1 set), made once per
+   * zlib settings; its plain frame if compressing does not shrink it.
+   */
+  deflated(options: DeflateOptions): SharedFrame {
+    const key = `${options.windowBits} ${options.level} ${options.memLevel}`;
+    let frame = this.#deflated?.get(key);
+    if (frame === undefined) {
+      const plain = this.frame;
+      const payload = deflateMessage(plain.payload, options);
+      frame = payload.length < plain.payload.length
+        ? this.#frame(plain.opcode, true, payload)
+        : plain;
+      (this.#deflated ??= new Map()).set(key, frame);
+    }
+    return frame;
+  }
+
+  #frame(opcode: Opcode, rsv1: boolean, payload: Uint8Array): SharedFrame {
+    const frame = {
+      fin: true,
+      rsv1,
+      rsv2: false,
+      rsv3: false,
+      opcode,
+      payload,
+    };
+    const wire: Uint8Array[] = [];
+    serverEncoder.encode(frame, (chunk) => wire.push(chunk));
+    return { ...frame, wire, shared: this };
   }
 }
 

@@ -209,6 +209,31 @@ export class Deflater {
   }
 }
 
+/** zlib's settings for compressing. */
+export interface DeflateOptions {
+  windowBits: number;
+  level: number;
+  memLevel: number;
+}
+
+/**
+ * Compresses one whole message at once, with an empty context, as a
+ * connection without context takeover would (§7.2.1): for a message that
+ * many connections get, compressed once for all of them. Synchronous: one
+ * message, once.
+ */
+export function deflateMessage(
+  data: Uint8Array,
+  options: DeflateOptions,
+): Uint8Array {
+  let out = view(
+    zlib.deflateRawSync(data, { ...options, finishFlush: Z_SYNC_FLUSH }),
+  );
+  if (endsWithTail(out)) out = out.subarray(0, out.length - 4);
+  else if (out.length === 0) out = EMPTY_BLOCK;
+  return out;
+}
+
 /**
  * Thrown by {@linkcode Inflater.inflate} when a message's DEFLATE data goes
  * on after its final block.

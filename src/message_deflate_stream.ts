@@ -7,7 +7,7 @@
 
 import { checkSize } from "./_options.ts";
 import { Stage } from "./_stage.ts";
-import { Deflater } from "./_zlib.ts";
+import { type DeflateOptions, Deflater } from "./_zlib.ts";
 import type { Frame } from "./frame.ts";
 import { isControlOpcode, Opcode } from "./opcode.ts";
 import { isSharedFrame } from "./_shared_message.ts";
@@ -81,18 +81,23 @@ export interface MessageDeflateStreamOptions {
 export class MessageDeflateStream extends Stage<Frame, Frame> {
   readonly #deflater: Deflater;
   readonly #threshold: number;
+  // zlib's settings, when each message starts with an empty context: a
+  // broadcast is then compressed once for every such connection.
+  readonly #shared: DeflateOptions | null;
   #compressing = false;
 
   /** Creates a compressing stream for one direction of one connection. */
   constructor(options: MessageDeflateStreamOptions = {}) {
     super();
     this.#threshold = checkSize("threshold", options.threshold ?? 1024);
-    this.#deflater = new Deflater({
+    const zlib = {
       windowBits: options.windowBits ?? 15,
-      noContextTakeover: options.noContextTakeover === true,
       level: options.level ?? -1,
       memLevel: options.memLevel ?? 8,
-    });
+    };
+    const noContextTakeover = options.noContextTakeover === true;
+    this.#deflater = new Deflater({ ...zlib, noContextTakeover });
+    this.#shared = noContextTakeover ? zlib : null;
   }
 
   /** Its transform waits for zlib, so nothing fuses into it. */
@@ -103,11 +108,23 @@ export class MessageDeflateStream extends Stage<Frame, Frame> {
   /** Takes one frame. */
   protected transform(frame: Frame): void | Promise<void> {
     const opcode = frame.opcode;
-    // §6.1: control frames are never compressed. Nor is a broadcast, which
-    // comes between whole messages (RFC 7692 §6: a message may always go
-    // uncompressed, RSV1 clear), framed once for every connection.
-    if (isControlOpcode(opcode) || isSharedFrame(frame)) {
+    // §6.1: control frames are never compressed.
+    if (isControlOpcode(opcode)) {
       this.enqueue(frame);
+      return;
+    }
+    // A broadcast comes between whole messages, framed once for every
+    // connection. Without context takeover it is compressed once for all
+    // (the same bytes each connection would make); with it, it goes
+    // uncompressed (RFC 7692 §6 allows any message to), as compressing it
+    // apart from this connection's context would desynchronize the peer's.
+    if (isSharedFrame(frame)) {
+      const shared = this.#shared;
+      this.enqueue(
+        shared !== null && frame.payload.length >= this.#threshold
+          ? frame.shared.deflated(shared)
+          : frame,
+      );
       return;
     }
     if (opcode !== Opcode.Continuation) {

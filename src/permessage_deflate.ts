@@ -37,7 +37,9 @@ export const PERMESSAGE_DEFLATE = "permessage-deflate";
 export interface PerMessageDeflateOptions {
   /**
    * The server starts each message with an empty compression context
-   * (§7.1.1.1): less memory on the server, worse compression.
+   * (§7.1.1.1): less memory on the server, worse compression; and a
+   * `Broadcast`'s message is compressed once for all such
+   * connections (with context takeover it goes uncompressed).
    *
    * @default {false}
    */

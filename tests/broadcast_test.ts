@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { constants, inflateRawSync } from "node:zlib";
 import { test } from "node:test";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -249,6 +250,8 @@ test("a broadcast to compressed and plain members arrives byte for byte", async 
   const clients = [
     new WS(url, { perMessageDeflate: true }),
     new WS(url, { perMessageDeflate: false }),
+    // Compressed once for it and its like (see the next test).
+    new WS(url, { perMessageDeflate: { serverNoContextTakeover: true } }),
   ];
   const received = clients.map((c) => {
     const got: unknown[] = [];
@@ -264,23 +267,30 @@ test("a broadcast to compressed and plain members arrives byte for byte", async 
   );
   assert.match(clients[0].extensions, /permessage-deflate/);
   assert.equal(clients[1].extensions, "");
-  await eventually(() => room.size === 2, "both joined");
+  await eventually(() => room.size === 3, "all joined");
+  const agreed = await Promise.all(
+    [...room].map(async (ws) => (await ws.opened).extensions),
+  );
+  assert.equal(
+    agreed.filter((e) => e.includes("server_no_context_takeover")).length,
+    1,
+  );
   const sent = [
     "hello",
     payload(100_000, 1),
     "é".repeat(50_000),
     new Uint8Array(0),
   ];
-  for (const m of sent) assert.equal(room.send(m), 2);
-  // And the compressed member's own messages still compress.
-  let own!: WebSocketConnection;
+  for (const m of sent) assert.equal(room.send(m), 3);
+  // And the compressed members' own messages still compress, before and
+  // after broadcasts.
   for (const ws of room) {
-    if ((await ws.opened).extensions !== "") own = ws;
+    const { extensions, writable } = await ws.opened;
+    if (extensions === "") continue;
+    const writer = writable.getWriter();
+    await writer.write("z".repeat(10_000));
+    writer.releaseLock();
   }
-  const { writable } = await own.opened;
-  const writer = writable.getWriter();
-  await writer.write("z".repeat(10_000));
-  writer.releaseLock();
   room.send("after");
   const wanted = [...sent, "z".repeat(10_000), "after"];
   await eventually(
@@ -289,7 +299,108 @@ test("a broadcast to compressed and plain members arrives byte for byte", async 
   );
   assert.deepEqual(received[0], wanted);
   assert.deepEqual(received[1], [...sent, "after"]);
+  assert.deepEqual(received[2], wanted);
   for (const c of clients) c.close();
+  await server.close();
+});
+
+// A raw client that offers `extensions` and returns the server's frames,
+// unparsed past their first byte and payload (the server's are unmasked
+// and short here: 7-bit or 16-bit lengths).
+async function rawFrames(url: string, extensions: string) {
+  const { port } = new URL(url);
+  const socket = connect(Number(port), "127.0.0.1");
+  let buffered = new Uint8Array(0);
+  let notify = () => {};
+  socket.on("data", (chunk: Uint8Array) => {
+    const joined = new Uint8Array(buffered.length + chunk.length);
+    joined.set(buffered);
+    joined.set(chunk, buffered.length);
+    buffered = joined;
+    notify();
+  });
+  const more = () => new Promise<void>((resolve) => notify = resolve);
+  socket.write(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+      `Sec-WebSocket-Extensions: ${extensions}\r\n\r\n`,
+  );
+  const text = () => new TextDecoder().decode(buffered);
+  while (!text().includes("\r\n\r\n")) await more();
+  const head = text().slice(0, text().indexOf("\r\n\r\n"));
+  buffered = buffered.subarray(new TextEncoder().encode(head).length + 4);
+  return {
+    head,
+    socket,
+    async next(): Promise<{ b0: number; payload: Uint8Array }> {
+      for (;;) {
+        if (buffered.length >= 2) {
+          const length7 = buffered[1] & 0x7f;
+          const at = length7 === 126 ? 4 : 2;
+          const length = length7 === 126
+            ? (buffered[2] << 8) | buffered[3]
+            : length7;
+          if (buffered.length >= at + length) {
+            const frame = {
+              b0: buffered[0],
+              payload: buffered.slice(at, at + length),
+            };
+            buffered = buffered.subarray(at + length);
+            return frame;
+          }
+        }
+        await more();
+      }
+    },
+  };
+}
+
+test("a broadcast is compressed once for members without context takeover, and goes plain to those with it", async () => {
+  const room = new Broadcast<WebSocketConnection>();
+  const server = serve({ perMessageDeflate: true }, (ws) => void room.add(ws));
+  const { url } = await server.listening;
+  const once = await Promise.all([
+    rawFrames(url, "permessage-deflate; server_no_context_takeover"),
+    rawFrames(url, "permessage-deflate; server_no_context_takeover"),
+  ]);
+  const context = await rawFrames(url, "permessage-deflate");
+  for (const c of once) {
+    assert.match(c.head, /server_no_context_takeover/);
+  }
+  assert.doesNotMatch(context.head, /no_context_takeover/);
+  await eventually(() => room.size === 3, "all joined");
+
+  const text = "the same words, again and again. ".repeat(100);
+  const short = "below the threshold";
+  assert.equal(room.send(text), 3);
+  assert.equal(room.send(short), 3);
+  const tail = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
+  const inflate = (payload: Uint8Array) =>
+    new TextDecoder().decode(
+      inflateRawSync(new Uint8Array([...payload, ...tail]), {
+        finishFlush: constants.Z_SYNC_FLUSH,
+      }),
+    );
+  const got = await Promise.all(once.map((c) => c.next()));
+  for (const frame of got) {
+    assert.equal(frame.b0, 0xc1, "FIN, RSV1, text");
+    assert.ok(frame.payload.length < text.length / 4);
+    assert.equal(inflate(frame.payload), text);
+  }
+  assert.deepEqual(got[0].payload, got[1].payload);
+  // Below the threshold: plain, as the connection's own would go.
+  for (const c of once) {
+    const frame = await c.next();
+    assert.equal(frame.b0, 0x81);
+    assert.equal(new TextDecoder().decode(frame.payload), short);
+  }
+  // With context takeover: plain, both.
+  for (const wanted of [text, short]) {
+    const frame = await context.next();
+    assert.equal(frame.b0, 0x81, "FIN, text, no RSV1");
+    assert.equal(new TextDecoder().decode(frame.payload), wanted);
+  }
+  for (const c of [...once, context]) c.socket.destroy();
   await server.close();
 });
 
