@@ -197,7 +197,7 @@ class TransportSink extends Stage<Frame, never> {
     // A shared message's bytes, encoded once for every server connection
     // (a client masks each frame with a key of its own).
     if (this.#server && isSharedFrame(frame)) {
-      for (const chunk of frame.wire) this.#writeBytes(chunk);
+      this.#writeBytes(frame.wire);
       return;
     }
     this.#encoder.encode(frame, this.#write);

@@ -24,6 +24,7 @@
 // shared: a slow connection holds references to messages every other
 // connection also holds, not copies.
 
+import { concat } from "./_bytes.ts";
 import { FrameEncoder } from "./frame_encoder.ts";
 import type { Frame } from "./frame.ts";
 import { messageBytes } from "./_message_frames.ts";
@@ -65,8 +66,12 @@ export interface SharedTarget {
 
 /** A whole unfragmented data frame, also encoded once as a server sends it. */
 export interface SharedFrame extends Frame {
-  /** The frame's bytes, unmasked: one chunk, or a header then the payload. */
-  readonly wire: readonly Uint8Array[];
+  /**
+   * The frame's bytes, unmasked, in one chunk: each connection writes it
+   * with one socket write (a header and a payload would take two; one copy
+   * per broadcast is cheaper than a write per connection).
+   */
+  readonly wire: Uint8Array;
   /** The message it is a frame of. */
   readonly shared: SharedMessage;
 }
@@ -119,8 +124,9 @@ export class SharedMessage {
       opcode,
       payload,
     };
-    const wire: Uint8Array[] = [];
-    serverEncoder.encode(frame, (chunk) => wire.push(chunk));
+    const chunks: Uint8Array[] = [];
+    serverEncoder.encode(frame, (chunk) => chunks.push(chunk));
+    const wire = chunks.length === 1 ? chunks[0] : concat(chunks);
     return { ...frame, wire, shared: this };
   }
 }
