@@ -45,6 +45,23 @@ const COPY_LIMIT = 4 * 1024;
 // (its Socket._writev concatenates them), a copy of every byte: there,
 // chunks this large go out uncorked, after what the turn has before them.
 const UNCORKED = "Bun" in globalThis ? 64 * 1024 : Infinity;
+// node:net makes a Buffer of every Uint8Array written to it. A broadcast
+// writes the same chunk to every connection in a row: the last one made is
+// kept, and its Buffer serves them all.
+let lastChunk: Uint8Array | null = null;
+let lastBuffer: Uint8Array | null = null;
+
+function asBuffer(chunk: Uint8Array): Uint8Array {
+  if (chunk === lastChunk) return lastBuffer!;
+  if (chunk instanceof Buffer) return chunk;
+  lastChunk = chunk;
+  return lastBuffer = Buffer.from(
+    chunk.buffer,
+    chunk.byteOffset,
+    chunk.byteLength,
+  );
+}
+
 // Once this many bytes wait to go out in a turn, writers wait for it, as
 // they would for a corked socket at its high-water mark. (At 16 KiB, four
 // 4,000-byte messages filled a turn, and they went out at half the rate of
@@ -201,7 +218,7 @@ class NodeSocketTransport implements Transport {
         socket.uncork?.();
       }
       const flushed = this.#flush();
-      if (!socket.write(chunk) || !flushed) this.#socketFull = true;
+      if (!socket.write(asBuffer(chunk)) || !flushed) this.#socketFull = true;
     } else {
       // Larger chunks of one turn go out together too, in one writev.
       if (!this.#corked && socket.cork !== undefined) {
@@ -209,7 +226,7 @@ class NodeSocketTransport implements Transport {
         socket.cork();
       }
       const flushed = this.#flush();
-      if (!socket.write(chunk) || !flushed) this.#socketFull = true;
+      if (!socket.write(asBuffer(chunk)) || !flushed) this.#socketFull = true;
     }
     if (!this.#socketFull && this.#batched < BATCH_LIMIT) {
       return this.#room?.promise;
