@@ -245,9 +245,8 @@ function watch(socket: net.Socket): void {
 }
 
 async function subscribe(): Promise<void> {
-  const { socket, rest } = await openRaw(host, port);
   const s: Subscriber = {
-    socket,
+    socket: null as unknown as net.Socket,
     header: new Uint8Array(14),
     headerLength: 0,
     remaining: 0,
@@ -260,9 +259,15 @@ async function subscribe(): Promise<void> {
     probed: false,
     count: 0,
   };
+  const { socket, rest } = await openRaw(
+    host,
+    port,
+    "/",
+    (bytes) => onData(s, bytes),
+  );
+  s.socket = socket;
   subscribers.push(s);
   watch(socket);
-  socket.on("data", (data: Buffer) => onData(s, data));
   if (rest.length > 0) onData(s, rest);
 }
 
@@ -282,10 +287,14 @@ async function main(): Promise<void> {
     if (pending.length === 64) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
-  const opened = await openRaw(host, port);
+  const opened = await openRaw(
+    host,
+    port,
+    "/",
+    () => fail("the publisher got a broadcast"),
+  );
   publisher = opened.socket;
   watch(publisher);
-  publisher.on("data", () => fail("the publisher got a broadcast"));
   // Probes until every subscriber has had one: all have joined.
   while (probed < subscriberCount) {
     publisher.write(frameFor(PROBE));
