@@ -10,6 +10,16 @@ export function listed(name: string): string[] | undefined {
     ?.slice(name.length + 3).split(",");
 }
 
+/** The numbers of `--name=1,2`, or `fallback` without one. */
+export function numbers(name: string, fallback: number[]): number[] {
+  return listed(name)?.map(Number) ?? fallback;
+}
+
+/** The number of `--name=1`, or `fallback` without one. */
+export function number(name: string, fallback: number): number {
+  return numbers(name, [fallback])[0];
+}
+
 /** The value of `--name value`, or `fallback`: a number if it is one. */
 export function option(name: string, fallback: number): number;
 export function option(name: string, fallback: string): string;

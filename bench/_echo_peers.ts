@@ -13,11 +13,10 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { createRequire } from "node:module";
 import net from "node:net";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { option } from "./_args.ts";
+import { WebSocketServer } from "./_ws.ts";
 
 const kind = process.argv[2];
 const host = option("host", "127.0.0.1");
@@ -28,29 +27,8 @@ function listening(actual: number): void {
   console.log(`${kind} echo server listening on ws://${host}:${actual}`);
 }
 
-interface WsSocket {
-  on(
-    event: "message",
-    listener: (data: Uint8Array, isBinary: boolean) => void,
-  ): void;
-  on(event: "error", listener: (error: Error) => void): void;
-  send(data: Uint8Array, options: { binary: boolean }): void;
-}
-
-interface WsServer {
-  on(event: "connection", listener: (ws: WsSocket) => void): void;
-  on(event: "listening", listener: () => void): void;
-  address(): { port: number };
-}
-
 function wsServer(): void {
-  // By file path, as bench/_ws.ts does, so that it is the real ws.
-  const require = createRequire(import.meta.url);
-  const WebSocketServer = require(
-    fileURLToPath(
-      new URL("../node_modules/ws/lib/websocket-server.js", import.meta.url),
-    ),
-  ) as new (options: Record<string, unknown>) => WsServer;
+  // By file path (bench/_ws.ts), so that it is the real ws.
   const server = new WebSocketServer({
     host,
     port,

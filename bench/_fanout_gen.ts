@@ -21,6 +21,7 @@ import process from "node:process";
 import { option } from "./_args.ts";
 import { Histogram } from "./_histogram.ts";
 import {
+  GeneratorRun,
   headerSize,
   lengthAt,
   MASK_KEY,
@@ -38,26 +39,9 @@ const warmupMs = option("warmup", 500);
 const durationMs = option("duration", 2000);
 const connectTimeoutMs = option("connect-timeout", 20_000);
 
-// One output line, then exit; whatever happens, within a fixed time.
-let finished = false;
-const sockets: net.Socket[] = [];
-function finish(result: Record<string, unknown>): void {
-  if (finished) return;
-  finished = true;
-  for (const socket of sockets) socket.destroy();
-  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
-}
-setTimeout(
-  () => finish({ error: "the load generator timed out" }),
-  connectTimeoutMs + warmupMs + durationMs + 5000,
-);
-
-let errors = 0;
-let firstError = "";
-function fail(what: string): void {
-  errors++;
-  if (firstError === "") firstError = what;
-}
+const run = new GeneratorRun(connectTimeoutMs + warmupMs + durationMs + 5000);
+const fail = (what: string) => run.fail(what);
+const finish = (result: Record<string, unknown>) => run.finish(result);
 
 const JOINING = 0;
 const WARMING = 1;
@@ -235,7 +219,7 @@ function onData(s: Subscriber, chunk: Uint8Array): void {
 }
 
 function watch(socket: net.Socket): void {
-  sockets.push(socket);
+  run.sockets.push(socket);
   socket.on("error", (error) => {
     if (phase !== DONE) fail(`socket error: ${error.message}`);
   });
@@ -338,8 +322,6 @@ async function main(): Promise<void> {
     // The generator's CPU use over the window, in cores: near 1 means the
     // generator, not the server, was the bottleneck.
     cpu: (cpu.user + cpu.system) / 1e6 / seconds,
-    errors,
-    firstError,
   });
 }
 

@@ -20,7 +20,13 @@ import type net from "node:net";
 import process from "node:process";
 import { option } from "./_args.ts";
 import { Histogram } from "./_histogram.ts";
-import { headerSize, lengthAt, maskedFrame, openRaw } from "./_raw_client.ts";
+import {
+  GeneratorRun,
+  headerSize,
+  lengthAt,
+  maskedFrame,
+  openRaw,
+} from "./_raw_client.ts";
 
 const host = option("host", "127.0.0.1");
 const port = option("port", 9001);
@@ -32,18 +38,9 @@ const warmupMs = option("warmup", 500);
 const durationMs = option("duration", 2000);
 const connectTimeoutMs = option("connect-timeout", 5000);
 
-// One output line, then exit; whatever happens, within a fixed time.
-let finished = false;
-function finish(result: Record<string, unknown>): void {
-  if (finished) return;
-  finished = true;
-  for (const c of connections) c.socket.destroy();
-  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
-}
-setTimeout(
-  () => finish({ error: "the load generator timed out" }),
-  connectTimeoutMs + warmupMs + durationMs + 5000,
-);
+const run = new GeneratorRun(connectTimeoutMs + warmupMs + durationMs + 5000);
+const fail = (what: string) => run.fail(what);
+const finish = (result: Record<string, unknown>) => run.finish(result);
 
 const histogram = new Histogram();
 
@@ -65,8 +62,6 @@ let phase = NOT_YET;
 
 let measured = 0;
 let windowStart = 0;
-let errors = 0;
-let firstError = "";
 
 interface Connection {
   socket: net.Socket;
@@ -86,11 +81,6 @@ interface Connection {
 }
 
 const connections: Connection[] = [];
-
-function fail(what: string): void {
-  errors++;
-  if (firstError === "") firstError = what;
-}
 
 function send(c: Connection, frames: number): void {
   const now = performance.now();
@@ -185,6 +175,7 @@ async function connect(): Promise<Connection> {
     count: 0,
   };
   connections.push(c);
+  run.sockets.push(socket);
   socket.on("data", (data: Buffer) => onData(c, data));
   socket.on("error", (error) => {
     if (phase !== DONE) fail(`socket error: ${error.message}`);
@@ -248,8 +239,6 @@ async function main(): Promise<void> {
     // The generator's own CPU use over the window, in cores: near 1 means
     // the generator, not the server, was the bottleneck.
     cpu: (cpu.user + cpu.system) / 1e6 / seconds,
-    errors,
-    firstError,
   });
 }
 

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { load } from "./_env.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -126,6 +127,36 @@ export function startServer(name: string, command: string[]): Promise<Server> {
   });
 }
 
+/**
+ * Starts ours (`examples/<example>`) and the peer (`bench/<peers>
+ * <peerKind>`) on one runtime, side by side; null, having said why and
+ * stopped both, if either fails to start.
+ */
+export async function startPair(
+  run: string[],
+  example: string,
+  peer: { name: string; file: string; kind: string },
+): Promise<[Server, Server] | null> {
+  try {
+    const ours = await startServer("ours", [
+      ...run,
+      `examples/${example}`,
+      "--port",
+      "0",
+    ]);
+    const theirs = await startServer(peer.name, [
+      ...run,
+      `bench/${peer.file}`,
+      peer.kind,
+    ]);
+    return [ours, theirs];
+  } catch (error) {
+    console.log(`FAILED to start: ${(error as Error).message}`);
+    await killAll();
+    return null;
+  }
+}
+
 /** Whether a server has exited. */
 export function died(server: Server): boolean {
   return server.child.exitCode !== null || server.child.signalCode !== null;
@@ -193,4 +224,31 @@ export function rss(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Runs each runtime's section in turn, then stops every process, and
+ * prints how busy the CPUs were, each section's target lines under
+ * `heading`, and the time since `started`.
+ */
+export async function runSections<T>(
+  sections: T[],
+  run: (section: T) => Promise<string[]>,
+  heading: string,
+  started: number,
+): Promise<void> {
+  const summary: string[] = [];
+  try {
+    for (const section of sections) summary.push(...await run(section));
+  } finally {
+    await killAll();
+  }
+  console.log(`\n${await load("after")}`);
+  console.log(`\n## ${heading}`);
+  for (const line of summary) console.log(line);
+  console.log(
+    `${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s; all servers and generators stopped`,
+  );
 }

@@ -5,6 +5,7 @@
 import { Buffer } from "node:buffer";
 import { randomFillSync } from "node:crypto";
 import net from "node:net";
+import process from "node:process";
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -116,4 +117,41 @@ export function lengthAt(bytes: Uint8Array, at: number): number {
     ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) |
       bytes[i + 3]) >>> 0;
   return word(at + 2) * 0x100000000 + word(at + 6);
+}
+
+/**
+ * A load generator's run: its sockets, the errors it saw, and its one line
+ * of output, then exit, whatever happens, within `deadlineMs`.
+ */
+export class GeneratorRun {
+  readonly sockets: net.Socket[] = [];
+  errors = 0;
+  firstError = "";
+  #finished = false;
+
+  constructor(deadlineMs: number) {
+    setTimeout(
+      () => this.finish({ error: "the load generator timed out" }),
+      deadlineMs,
+    );
+  }
+
+  /** Counts an error; the first is reported. */
+  fail(what: string): void {
+    this.errors++;
+    if (this.firstError === "") this.firstError = what;
+  }
+
+  /** Destroys every socket, prints `result` and the errors, and exits. */
+  finish(result: Record<string, unknown>): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    for (const socket of this.sockets) socket.destroy();
+    const line = {
+      ...result,
+      errors: this.errors,
+      firstError: this.firstError,
+    };
+    process.stdout.write(`${JSON.stringify(line)}\n`, () => process.exit(0));
+  }
 }

@@ -156,3 +156,33 @@ export function table(header: string[], rows: string[][]): void {
   console.log(widths.map((width) => "-".repeat(width)).join("-|-"));
   for (const row of rows) console.log(line(row));
 }
+
+/** A latency in ms: "850 µs", "1.23 ms", or "n/a". */
+export function latency(ms: number): string {
+  if (!Number.isFinite(ms)) return "n/a";
+  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`;
+}
+
+/** What a load generator's run reports about whether it worked. */
+export interface GeneratorResult {
+  perSecond: number;
+  errors: number;
+  firstError: string;
+  error?: string;
+}
+
+/** Why a run failed (`nothing` if nothing was counted), or null. */
+export function failed(
+  result: GeneratorResult,
+  nothing: string,
+): string | null {
+  if (result.error) return result.error;
+  if (result.errors > 0) return `${result.errors} errors: ${result.firstError}`;
+  if (!(result.perSecond > 0)) return nothing;
+  return null;
+}
+
+/** A run's rate, "1.23M/s", or "FAILED". */
+export function rate(result: GeneratorResult): string {
+  return failed(result, "") === null ? `${si(result.perSecond)}/s` : "FAILED";
+}

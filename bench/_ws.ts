@@ -1,4 +1,4 @@
-// The `ws` package's own parser (Receiver) and framer (Sender), loaded by
+// The `ws` package's own parser (Receiver), framer (Sender) and server, loaded by
 // file path so that every runtime gets the real ws: under Bun, `import "ws"`
 // resolves to Bun's built-in shim instead. Also reports whether ws masks
 // with the native `bufferutil` addon, as it does in production.
@@ -64,6 +64,29 @@ export interface BufferUtil {
 }
 
 /** ws's Receiver class. */
+/** A connection of ws's `WebSocketServer`, as the peer servers use it. */
+export interface WsSocket {
+  readyState: number;
+  on(
+    event: "message",
+    listener: (data: Uint8Array, isBinary: boolean) => void,
+  ): void;
+  on(event: "error", listener: (error: Error) => void): void;
+  send(data: Uint8Array, options: { binary: boolean }): void;
+}
+
+/** ws's `WebSocketServer`, as the peer servers use it. */
+export interface WsServer {
+  clients: Set<WsSocket>;
+  on(event: "connection", listener: (ws: WsSocket) => void): void;
+  on(event: "listening", listener: () => void): void;
+  address(): { port: number };
+}
+
+export const WebSocketServer = require(
+  modulePath("ws/lib/websocket-server.js"),
+) as new (options: Record<string, unknown>) => WsServer;
+
 export const Receiver = require(modulePath("ws/lib/receiver.js")) as new (
   options: WsReceiverOptions,
 ) => WsReceiver;

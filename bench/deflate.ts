@@ -54,7 +54,7 @@ import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
-import { listed, option } from "./_args.ts";
+import { numbers, option } from "./_args.ts";
 import { load, machine } from "./_env.ts";
 import { bytes, median, si, table } from "./_timing.ts";
 
@@ -348,8 +348,6 @@ async function helper(args: string[]): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
-  const numbers = (name: string, fallback: number[]) =>
-    listed(name)?.map(Number) ?? fallback;
   const sizes = numbers("sizes", [4096, 65536]);
   const conns = numbers("conns", [16])[0];
   const inflight = numbers("inflight", [4])[0];

@@ -27,8 +27,8 @@
 
 import os from "node:os";
 import process from "node:process";
-import { listed } from "./_args.ts";
-import { busyCpus, load, machine } from "./_env.ts";
+import { number, numbers } from "./_args.ts";
+import { busyCpus, machine } from "./_env.ts";
 import {
   bin,
   cpuSeconds,
@@ -38,19 +38,25 @@ import {
   killAll,
   pause,
   pinning,
+  runSections,
   type Server,
+  startPair,
   startServer,
   version,
 } from "./_processes.ts";
-import { bytes, si, table } from "./_timing.ts";
+import {
+  bytes,
+  failed as failedRun,
+  latency,
+  rate,
+  si,
+  table,
+} from "./_timing.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const list = (name: string, fallback: number[]) =>
-  listed(name)?.map(Number) ?? fallback;
-const number = (name: string, fallback: number) => list(name, [fallback])[0];
 
-const SIZES = list("sizes", [32, 4096, 256 * 1024]);
+const SIZES = numbers("sizes", [32, 4096, 256 * 1024]);
 const LADDER = args.includes("--ladder");
 const LADDER_SIZES = [
   32,
@@ -64,8 +70,8 @@ const LADDER_SIZES = [
   256 * 1024,
   1024 * 1024,
 ];
-const CONNS = list("conns", [1, 64]);
-const INFLIGHT = list("inflight", [1, 16]);
+const CONNS = numbers("conns", [1, 64]);
+const INFLIGHT = numbers("inflight", [1, 16]);
 const WARMUP_MS = number("warmup", quick ? 300 : 500);
 const DURATION_MS = number("duration", quick ? 1000 : 2500);
 const RAW = !args.includes("--no-raw");
@@ -168,21 +174,7 @@ async function generate(server: Server, c: Case): Promise<Result> {
 
 // Formatting -----------------------------------------------------------------
 
-function latency(ms: number): string {
-  if (!Number.isFinite(ms)) return "n/a";
-  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`;
-}
-
-function failed(result: Result): string | null {
-  if (result.error) return result.error;
-  if (result.errors > 0) return `${result.errors} errors: ${result.firstError}`;
-  if (result.perSecond === 0) return "no echoes";
-  return null;
-}
-
-function rate(result: Result): string {
-  return failed(result) === null ? `${si(result.perSecond)}/s` : "FAILED";
-}
+const failed = (result: Result) => failedRun(result, "no echoes");
 
 function cores2(value: number): string {
   return Number.isFinite(value) ? value.toFixed(2) : "n/a";
@@ -231,25 +223,13 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
   );
   if (RAW) await calibrate(runtime);
   const notes: string[] = [];
-  let ours: Server | null = null;
-  let peer: Server | null = null;
-  try {
-    ours = await startServer("ours", [
-      ...runtime.run,
-      "examples/echo.ts",
-      "--port",
-      "0",
-    ]);
-    peer = await startServer(runtime.peer, [
-      ...runtime.run,
-      "bench/_echo_peers.ts",
-      runtime.peerKind,
-    ]);
-  } catch (error) {
-    console.log(`FAILED to start: ${(error as Error).message}`);
-    await killAll();
-    return [`${runtime.name}: FAILED to start`];
-  }
+  const pair = await startPair(runtime.run, "echo.ts", {
+    name: runtime.peer,
+    file: "_echo_peers.ts",
+    kind: runtime.peerKind,
+  });
+  if (pair === null) return [`${runtime.name}: FAILED to start`];
+  const [ours, peer] = pair;
   const rows: string[][] = [];
   const perByte: { size: number; bytesPerSecond: number }[] = [];
   for (const [index, c] of cases.entries()) {
@@ -378,17 +358,4 @@ console.log(
     "= ours/peer (< 1 ours sooner). Server CPU in cores over the run (1.00 " +
     "= its core saturated); generator CPU near 1.00 = generator-bound.",
 );
-const summary: string[] = [];
-try {
-  for (const runtime of runtimes) summary.push(...await runRuntime(runtime));
-} finally {
-  await killAll();
-}
-console.log(`\n${await load("after")}`);
-console.log("\n## Targets");
-for (const line of summary) console.log(line);
-console.log(
-  `${
-    ((performance.now() - started) / 1000).toFixed(0)
-  } s; all servers and generators stopped`,
-);
+await runSections(runtimes, runRuntime, "Targets", started);

@@ -20,7 +20,7 @@
 // back, alternating which goes first.
 
 import process from "node:process";
-import { listed } from "./_args.ts";
+import { number, numbers } from "./_args.ts";
 import { load, machine } from "./_env.ts";
 import {
   bin,
@@ -28,25 +28,22 @@ import {
   died,
   generator,
   kill,
-  killAll,
   pause,
   pinning,
   rss,
+  runSections,
   type Server,
-  startServer,
+  startPair,
   version,
 } from "./_processes.ts";
-import { bytes, si, table } from "./_timing.ts";
+import { bytes, failed as failedRun, latency, rate, table } from "./_timing.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const list = (name: string, fallback: number[]) =>
-  listed(name)?.map(Number) ?? fallback;
-const number = (name: string, fallback: number) => list(name, [fallback])[0];
 
-const SUBSCRIBERS = list("subscribers", [100, 1000]);
-const SIZES = list("sizes", [32, 4096]);
-const INFLIGHT = list("inflight", [1, 16]);
+const SUBSCRIBERS = numbers("subscribers", [100, 1000]);
+const SIZES = numbers("sizes", [32, 4096]);
+const INFLIGHT = numbers("inflight", [1, 16]);
 const WARMUP_MS = number("warmup", quick ? 300 : 500);
 const DURATION_MS = number("duration", quick ? 1000 : 2500);
 // Between runs: let the server finish with the last connections.
@@ -166,21 +163,7 @@ async function generate(server: Server, c: Case): Promise<Result> {
 
 // Formatting -----------------------------------------------------------------
 
-function latency(ms: number): string {
-  if (!Number.isFinite(ms)) return "n/a";
-  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`;
-}
-
-function failed(result: Result): string | null {
-  if (result.error) return result.error;
-  if (result.errors > 0) return `${result.errors} errors: ${result.firstError}`;
-  if (!(result.perSecond > 0)) return "nothing delivered";
-  return null;
-}
-
-function rate(result: Result): string {
-  return failed(result) === null ? `${si(result.perSecond)}/s` : "FAILED";
-}
+const failed = (result: Result) => failedRun(result, "nothing delivered");
 
 function mib(value: number): string {
   return Number.isFinite(value) ? `${(value / 1024 / 1024).toFixed(0)}` : "?";
@@ -205,25 +188,13 @@ async function runRuntime(runtime: Runtime): Promise<string[]> {
   );
   const notes: string[] = [];
   const targets: string[] = [];
-  let ours: Server | null = null;
-  let peer: Server | null = null;
-  try {
-    ours = await startServer("ours", [
-      ...runtime.run,
-      "examples/broadcast.ts",
-      "--port",
-      "0",
-    ]);
-    peer = await startServer(runtime.peer, [
-      ...runtime.run,
-      "bench/_fanout_peers.ts",
-      runtime.peerKind,
-    ]);
-  } catch (error) {
-    console.log(`FAILED to start: ${(error as Error).message}`);
-    await killAll();
-    return [`${runtime.name}: FAILED to start`];
-  }
+  const pair = await startPair(runtime.run, "broadcast.ts", {
+    name: runtime.peer,
+    file: "_fanout_peers.ts",
+    kind: runtime.peerKind,
+  });
+  if (pair === null) return [`${runtime.name}: FAILED to start`];
+  const [ours, peer] = pair;
   const rows: string[][] = [];
   for (const [index, c] of cases.entries()) {
     const order = index % 2 === 0 ? [ours, peer] : [peer, ours];
@@ -307,17 +278,9 @@ console.log(
     "127.0.0.1 only. Server CPU in cores over the case (1.00 = its core " +
     "saturated); generator CPU near 1.00 = generator-bound.",
 );
-const summary: string[] = [];
-try {
-  for (const runtime of runtimes) summary.push(...await runRuntime(runtime));
-} finally {
-  await killAll();
-}
-console.log(`\n${await load("after")}`);
-console.log("\n## Targets (1,000 subscribers, 16 in flight)");
-for (const line of summary) console.log(line);
-console.log(
-  `${
-    ((performance.now() - started) / 1000).toFixed(0)
-  } s; all servers and generators stopped`,
+await runSections(
+  runtimes,
+  runRuntime,
+  "Targets (1,000 subscribers, 16 in flight)",
+  started,
 );
