@@ -62,6 +62,7 @@ export {
   type BroadcastOptions,
   type BroadcastSendOptions,
 } from "./src/broadcast.ts";
+export type { BroadcastBus } from "./src/broadcast_bus.ts";
 export { CloseCode } from "./src/close_code.ts";
 export { WebSocketError, type WebSocketErrorCode } from "./src/errors.ts";
 export { HandshakeError, type HandshakeErrorCode } from "./src/handshake.ts";

@@ -6,6 +6,8 @@
  */
 
 import { checkSize } from "./_options.ts";
+import { type BroadcastBus, instanceId, open, seal } from "./broadcast_bus.ts";
+import { Opcode } from "./opcode.ts";
 import {
   Offered,
   SEND_SHARED,
@@ -48,15 +50,47 @@ export interface BroadcastOptions<M extends BroadcastMember = BroadcastMember> {
    * left.
    */
   onFull?: (member: M) => void;
+  /**
+   * A messaging engine that joins this broadcast to the same `topic` on
+   * other processes and machines: each message sent here is published once
+   * (not once per member), and what other instances publish reaches the
+   * members here. Without it, the broadcast is this process's alone.
+   */
+  bus?: BroadcastBus;
+  /** The bus's topic: the same name on every instance. Required with `bus`. */
+  topic?: string;
+  /**
+   * Called when the bus fails: a publish that rejects, a subscription that
+   * fails, a message that is not a broadcast's. The members here still get
+   * every message sent here.
+   *
+   * @default {console.error}
+   */
+  onBusError?: (error: unknown) => void;
 }
 
 /** Options for {@linkcode Broadcast.send}. */
 export interface BroadcastSendOptions {
-  /** A member that does not get this message: its sender, say. */
+  /**
+   * A member that does not get this message: its sender, say. (On other
+   * instances, every member gets it.)
+   */
   except?: BroadcastMember;
 }
 
 const MiB = 1024 * 1024;
+
+// A broadcast's bus, once joined.
+interface Bus {
+  readonly bus: BroadcastBus;
+  readonly topic: string;
+  // This instance's id: its own messages coming back are skipped.
+  readonly origin: Uint8Array;
+  readonly onError: (error: unknown) => void;
+  readonly subscribed: Promise<() => unknown>;
+  readonly ready: Promise<void>;
+  closed?: boolean;
+}
 
 /**
  * A set of connections that messages are sent to all at once. A message is
@@ -135,6 +169,7 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
   readonly #maxQueued: number;
   readonly #whenFull: WhenFull;
   readonly #onFull: ((member: M) => void) | undefined;
+  readonly #bus: Bus | null = null;
   #writable: WritableStream<string | Uint8Array> | null = null;
   // Whether the last send left the message waiting for some member.
   #waiting = false;
@@ -159,6 +194,70 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
       );
     }
     this.#onFull = options.onFull;
+    if (options.bus !== undefined) this.#bus = this.#join(options);
+  }
+
+  // Subscribes to the bus's topic: messages from other instances go to
+  // the members here.
+  #join(options: BroadcastOptions<M>): Bus {
+    const { bus, topic } = options;
+    if (
+      typeof bus?.publish !== "function" || typeof bus.subscribe !== "function"
+    ) {
+      throw new TypeError(
+        "Cannot create Broadcast: bus must have publish() and subscribe()",
+      );
+    }
+    if (typeof topic !== "string" || topic === "") {
+      throw new TypeError("Cannot create Broadcast: a bus needs a topic");
+    }
+    const onError = options.onBusError ??
+      ((error: unknown) => console.error("Broadcast bus:", error));
+    const origin = instanceId();
+    const heard = (envelope: Uint8Array) => {
+      let data;
+      try {
+        data = open(origin, envelope);
+      } catch (error) {
+        onError(error);
+        return;
+      }
+      if (data !== null) this.#deliver(new SharedMessage(data), undefined);
+    };
+    const subscribed = (async () => await bus.subscribe(topic, heard))();
+    return {
+      bus,
+      topic,
+      origin,
+      onError,
+      subscribed,
+      ready: subscribed.then(() => {}, (error) => onError(error)),
+    };
+  }
+
+  /**
+   * Resolves once the bus's subscription is in place (at once without a
+   * bus): from then on, what other instances send reaches the members
+   * here. Never rejects: a failure goes to `onBusError`.
+   */
+  get ready(): Promise<void> {
+    return this.#bus?.ready ?? Promise.resolve();
+  }
+
+  /**
+   * Leaves the bus's topic; the members stay, and sends still reach them.
+   * Resolves once the subscription has ended.
+   */
+  async close(): Promise<void> {
+    const bus = this.#bus;
+    if (bus === null || bus.closed) return;
+    bus.closed = true;
+    try {
+      const stop = await bus.subscribed;
+      await stop();
+    } catch (error) {
+      bus.onError(error);
+    }
   }
 
   /** How many connections it holds. */
@@ -211,7 +310,31 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
       );
     }
     const message = new SharedMessage(data);
-    const except = options.except;
+    // Published first: what onFull sends while it is delivered here goes
+    // after it, here and on the other instances.
+    const bus = this.#bus;
+    if (bus !== null && !bus.closed) {
+      const { frame } = message;
+      const envelope = seal(
+        bus.origin,
+        frame.opcode === Opcode.Text,
+        frame.payload,
+      );
+      try {
+        const published = bus.bus.publish(bus.topic, envelope);
+        if (published instanceof Promise) published.catch(bus.onError);
+      } catch (error) {
+        bus.onError(error);
+      }
+    }
+    return this.#deliver(message, options.except);
+  }
+
+  // Offers a message to every member here but `except`; how many got it.
+  #deliver(
+    message: SharedMessage,
+    except: BroadcastMember | undefined,
+  ): number {
     const limit = this.#maxQueued;
     const whenFull = this.#whenFull;
     let sent = 0;
