@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real peers the interop tests run against, from Debian:
-# python3-websockets (for /usr/bin/python3) and chromium. Idempotent: does
-# nothing but print versions when both are already there. Needs root (or
+# Installs the real peers and servers the tests run against, from Debian:
+# python3-websockets (for /usr/bin/python3), chromium, and redis-server (the
+# broadcast bus's tests start their own on a free port). Idempotent: does
+# nothing but print versions when all are already there. Needs root (or
 # sudo) only when something is missing.
 #
 #   tests/interop/install.sh
@@ -14,6 +15,9 @@ if ! "$PYTHON" -c "import websockets" >/dev/null 2>&1; then
 fi
 if ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  missing+=(redis-server)
 fi
 
 if ((${#missing[@]} > 0)); then
@@ -28,3 +32,4 @@ fi
 echo "python: $("$PYTHON" --version 2>&1)"
 echo "python3-websockets: $("$PYTHON" -c 'import websockets; print(websockets.__version__)')"
 echo "chromium: $(chromium --version 2>/dev/null || echo 'no version (chromium --version failed)')"
+echo "redis-server: $(redis-server --version 2>/dev/null || echo 'no version (redis-server --version failed)')"
