@@ -47,7 +47,7 @@ const COPY_LIMIT = 4 * 1024;
 const UNCORKED = "Bun" in globalThis ? 64 * 1024 : Infinity;
 // node:net makes a Buffer of every Uint8Array written to it. A broadcast
 // writes the same chunk to every connection in a row: the last one made is
-// kept, and its Buffer serves them all.
+// kept, and its Buffer serves them all, until the turn's flush (flushDue).
 let lastChunk: Uint8Array | null = null;
 let lastBuffer: Uint8Array | null = null;
 
@@ -139,6 +139,8 @@ let due: NodeSocketTransport[] = [];
 function flushDue(): void {
   const transports = due;
   due = [];
+  // The turn is over: the cache must not keep a chunk alive past it.
+  lastChunk = lastBuffer = null;
   // flushTurn() does not throw: a failed write destroys its socket.
   for (let i = 0; i < transports.length; i++) transports[i].flushTurn();
 }

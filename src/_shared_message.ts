@@ -127,7 +127,14 @@ export class SharedMessage {
     const chunks: Uint8Array[] = [];
     serverEncoder.encode(frame, (chunk) => chunks.push(chunk));
     const wire = chunks.length === 1 ? chunks[0] : concat(chunks);
-    return { ...frame, wire, shared: this };
+    // The payload as a view of the wire's bytes: the message holds its
+    // bytes once.
+    return {
+      ...frame,
+      payload: wire.subarray(wire.length - payload.length),
+      wire,
+      shared: this,
+    };
   }
 }
 

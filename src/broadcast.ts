@@ -47,7 +47,8 @@ export interface BroadcastOptions<M extends BroadcastMember = BroadcastMember> {
    * Called with each connection that passed `maxQueued`, once `whenFull`
    * has been applied (it is closing, or skipped this message) and every
    * other member has the message: to log it, or to tell the others it
-   * left.
+   * left. If it throws, the others past it are still called, and `send()`
+   * throws the first error after them.
    */
   onFull?: (member: M) => void;
   /**
@@ -357,7 +358,16 @@ export class Broadcast<M extends BroadcastMember = BroadcastMember>
     // After the loop: every member has this message before any message
     // onFull sends.
     if (full !== undefined && this.#onFull !== undefined) {
-      for (const member of full) this.#onFull(member);
+      // Each gets its call; the first to throw is thrown after them all.
+      let failure: { error: unknown } | undefined;
+      for (const member of full) {
+        try {
+          this.#onFull(member);
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+      if (failure !== undefined) throw failure.error;
     }
     return sent;
   }

@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { Broadcast } from "../src/broadcast.ts";
+import { SharedMessage } from "../src/_shared_message.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import { serve } from "../src/serve.ts";
 import { duplexPair, eventually, payload } from "./_helpers.ts";
@@ -442,4 +443,47 @@ test("a broadcast waits for the messages written before it, even those still que
   reader.releaseLock();
   pair.client.close();
   await pair.server.closed;
+});
+
+test("a shared message holds its bytes once: its payload is a view of its wire", () => {
+  for (const data of [payload(100_000, 2), "é".repeat(50_000), "hi"]) {
+    const { frame } = new SharedMessage(data);
+    assert.equal(frame.payload.buffer, frame.wire.buffer);
+    assert.deepEqual(
+      frame.payload,
+      typeof data === "string" ? new TextEncoder().encode(data) : data,
+    );
+    assert.deepEqual(
+      frame.wire.subarray(frame.wire.length - frame.payload.length),
+      frame.payload,
+    );
+  }
+});
+
+test("an onFull that throws does not keep the others' from running", async () => {
+  const pairs = [memoryPair(1 << 20), memoryPair(1 << 20)];
+  const called: unknown[] = [];
+  const room = new Broadcast({
+    maxQueued: 0, // the first message that has to wait is past it
+    whenFull: "drop",
+    onFull: (member) => {
+      called.push(member);
+      throw new Error("from onFull");
+    },
+  });
+  for (const { server } of pairs) room.add(server);
+  await Promise.all(pairs.map(({ server }) => server.opened));
+  // Fill each member's output until a broadcast has to wait: then both
+  // are past maxQueued at once, and send() throws once both were told.
+  let thrown: unknown;
+  for (let i = 0; i < 200 && called.length === 0; i++) {
+    try {
+      room.send(payload(64 * 1024, i));
+    } catch (error) {
+      thrown = error;
+    }
+  }
+  assert.equal((thrown as Error)?.message, "from onFull");
+  assert.equal(called.length, 2, "both members' onFull ran");
+  for (const { client } of pairs) client.close();
 });

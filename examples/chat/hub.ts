@@ -259,6 +259,8 @@ export class ChatHub {
 
   // Handles one command; the next is read once this settles.
   #handle(member: Member, command: Command): Promise<void> | void {
+    // Dropped, its Close on the way: what it still sends is not heard.
+    if (member.dropped) return;
     switch (command.type) {
       case "invalid":
         return this.#send(member, { type: "error", reason: command.reason });
@@ -309,14 +311,16 @@ export class ChatHub {
         reason: `the nickname ${nick} is taken in ${name}${alike}`,
       });
     }
-    // Everyone else hears of the newcomer before it hears anything.
+    // In the room before the others hear of it: a member that hearing it
+    // finds too slow leaves a room that is not empty, so the room stays.
+    // The newcomer is not among `everyone` yet, so hears nothing of it.
     const time = this.#now();
-    this.#broadcast(room, { type: "joined", nick, time });
     member.nick = nick;
     member.key = key;
     member.room = room;
     room.members.set(key, member);
     room.active = time;
+    this.#broadcast(room, { type: "joined", nick, time });
     const welcomed = this.#send(member, {
       type: "welcome",
       room: name,
