@@ -9,7 +9,13 @@
 //
 //   node bench/_fanout_gen.ts --port 9002 [--host 127.0.0.1]
 //     [--subscribers 1000] [--inflight 16] [--size 32] [--warmup 500]
-//     [--duration 2000]
+//     [--duration 2000] [--port2 9003] [--rate 1000]
+//
+// --port2 connects every other subscriber to a second server (an instance
+// joined to the first by a bus); the publisher stays on the first. --rate
+// sends that many broadcasts a second, on a clock, instead of the next
+// when one is done (`inflight` is then how many may be outstanding; a run
+// that would need more reports it as an error).
 //
 // Each broadcast carries its sequence number in its first 4 bytes (the
 // rest random). It records, per broadcast, the time to its first and to
@@ -38,6 +44,8 @@ const size = Math.max(8, option("size", 32));
 const warmupMs = option("warmup", 500);
 const durationMs = option("duration", 2000);
 const connectTimeoutMs = option("connect-timeout", 20_000);
+const port2 = option("port2", 0);
+const rate = option("rate", 0);
 
 const run = new GeneratorRun(connectTimeoutMs + warmupMs + durationMs + 5000);
 const fail = (what: string) => run.fail(what);
@@ -79,10 +87,19 @@ function frameFor(seq: number): Buffer {
   return frame;
 }
 
+// With --rate: when the clock started, and how many are due by now.
+let clockStart = 0;
+const due = (now: number) =>
+  rate > 0 ? Math.floor((now - clockStart) * rate / 1000) + 1 : Infinity;
+
 function publish(): void {
   const frames: Buffer[] = [];
   const now = performance.now();
-  while (nextSeq - doneSeq < inflight && phase !== DONE) {
+  const until = due(now);
+  if (rate > 0 && until - doneSeq > inflight && nextSeq - doneSeq >= inflight) {
+    fail(`more than ${inflight} broadcasts outstanding at ${rate}/s`);
+  }
+  while (nextSeq - doneSeq < inflight && nextSeq < until && phase !== DONE) {
     const slot = nextSeq % inflight;
     sentAt[slot] = now;
     firstAt[slot] = NaN;
@@ -103,8 +120,9 @@ function received(seq: number, now: number): void {
     toLast.add(now - sentAt[slot]);
     toFirst.add(firstAt[slot] - sentAt[slot]);
   }
-  // Batched: the publisher sends once the current read is parsed.
-  owed = true;
+  // Batched: the publisher sends once the current read is parsed (on a
+  // clock instead with --rate).
+  owed = rate === 0;
 }
 let owed = false;
 
@@ -131,6 +149,7 @@ interface Subscriber {
 
 const subscribers: Subscriber[] = [];
 let probed = 0;
+let probes = 0;
 
 function begin(s: Subscriber, b0: number, length: number): void {
   const opcode = b0 & 0x0f;
@@ -228,7 +247,7 @@ function watch(socket: net.Socket): void {
   });
 }
 
-async function subscribe(): Promise<void> {
+async function subscribe(index: number): Promise<void> {
   const s: Subscriber = {
     socket: null as unknown as net.Socket,
     header: new Uint8Array(14),
@@ -245,7 +264,7 @@ async function subscribe(): Promise<void> {
   };
   const { socket, rest } = await openRaw(
     host,
-    port,
+    port2 > 0 && index % 2 === 1 ? port2 : port,
     "/",
     (bytes) => onData(s, bytes),
   );
@@ -267,7 +286,7 @@ async function main(): Promise<void> {
   // At most 64 handshakes at a time, as a client pool would open them.
   const pending: Promise<void>[] = [];
   for (let i = 0; i < subscriberCount; i++) {
-    pending.push(subscribe());
+    pending.push(subscribe(i));
     if (pending.length === 64) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
@@ -281,12 +300,20 @@ async function main(): Promise<void> {
   watch(publisher);
   // Probes until every subscriber has had one: all have joined.
   while (probed < subscriberCount) {
+    probes++;
     publisher.write(frameFor(PROBE));
     await pause(20);
   }
   clearTimeout(connectDeadline);
 
   phase = WARMING;
+  clockStart = performance.now();
+  if (rate > 0) {
+    const clock = setInterval(
+      () => phase === DONE ? clearInterval(clock) : publish(),
+      1,
+    );
+  }
   publish();
   await pause(warmupMs);
   phase = MEASURING;
@@ -310,6 +337,8 @@ async function main(): Promise<void> {
     delivered,
     perSecond: delivered / seconds,
     broadcasts: toLast.count,
+    // Broadcasts the publisher sent, probes included: from the start.
+    sent: nextSeq + probes,
     // Milliseconds from the publisher's write to the last subscriber's
     // read of a broadcast, and to the first subscriber's.
     lastP50: toLast.percentile(0.5),

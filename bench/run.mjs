@@ -12,7 +12,8 @@
 // publisher to 100 and 1,000 subscribers against ws's loop and the
 // runtimes' native servers (Bun's publish()). fanout_deflate (on each
 // runtime in turn) prints what compressing a broadcast costs, once or per
-// member. all runs the six.
+// member. scale runs the fan-out at a fixed rate on one instance and on two
+// joined by a real Redis. all runs the seven.
 // load (10,000 connections per runtime, ours vs ws; --soak N churns for N
 // seconds) runs only when named: `node bench/run.mjs load`.
 
@@ -30,6 +31,7 @@ const BENCHMARKS = [
   "deflate",
   "fanout",
   "fanout_deflate",
+  "scale",
 ];
 
 let args = process.argv.slice(2);
@@ -71,7 +73,7 @@ function run(label, command, rest) {
 
 for (const benchmark of selected) {
   const file = `bench/${benchmark}.ts`;
-  if (["echo", "deflate", "fanout", "load"].includes(benchmark)) {
+  if (["echo", "deflate", "fanout", "scale", "load"].includes(benchmark)) {
     // One orchestrator; it runs the servers on every runtime itself.
     run(`${benchmark} (orchestrated by Node)`, bin("node"), [file, ...args]);
     continue;

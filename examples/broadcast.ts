@@ -6,8 +6,14 @@
 // 1013 (Try Again Later).
 //
 //   node examples/broadcast.ts [--port 9002] [--host 127.0.0.1]
+//     [--redis redis://127.0.0.1:6379]
 //   deno run -A examples/broadcast.ts --port 9002
 //   bun examples/broadcast.ts --port 9002
+//
+// With --redis URL (or REDIS_URL), instances on any number of ports and
+// machines are one broadcast: what a client sends on one reaches the
+// clients of every other, over Redis pub/sub (examples/chat/redis_bus.ts),
+// one PUBLISH per message.
 
 import process from "node:process";
 import { Broadcast } from "../src/broadcast.ts";
@@ -21,7 +27,15 @@ function option(name: string, fallback: string): string {
     : fallback;
 }
 
-const everyone = new Broadcast<WebSocketConnection>();
+const redis = option("redis", process.env.REDIS_URL ?? "");
+const everyone = new Broadcast<WebSocketConnection>(
+  redis === "" ? {} : {
+    bus: await redisBusAt(redis),
+    topic: "broadcast",
+    onBusError: (error) => console.error(`redis: ${error}`),
+  },
+);
+await everyone.ready;
 
 const server = serve({
   port: Number(option("port", "9002")),
@@ -40,6 +54,21 @@ async function relay(ws: WebSocketConnection): Promise<void> {
     // A refused handshake or a failed connection: `closed` says which.
   }
   await ws.closed.catch(() => {});
+}
+
+// A bus over two node-redis clients (a subscriber can do nothing else).
+// No offline queue: while Redis is away, publishing fails at once (and is
+// logged) instead of piling up; the clients reconnect by themselves.
+async function redisBusAt(url: string) {
+  const { createClient } = await import("redis");
+  const { redisBus } = await import("./chat/redis_bus.ts");
+  const publisher = createClient({ url, disableOfflineQueue: true });
+  const subscriber = publisher.duplicate();
+  for (const client of [publisher, subscriber]) {
+    client.on("error", (error) => console.error(`redis: ${error}`));
+  }
+  await Promise.all([publisher.connect(), subscriber.connect()]);
+  return redisBus(publisher as never, subscriber as never);
 }
 
 const { url } = await server.listening;
