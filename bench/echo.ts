@@ -35,7 +35,6 @@ import {
   died,
   generator,
   kill,
-  killAll,
   pause,
   pinning,
   runSections,
