@@ -41,6 +41,7 @@
 // `maxRooms / MAX_ROOMS_PER_CLIENT` clients that keep their rooms busy.
 
 import { Broadcast } from "../../src/broadcast.ts";
+import type { BroadcastBus } from "../../src/broadcast_bus.ts";
 import {
   ChatCommandStream,
   type ChatEvent,
@@ -85,6 +86,38 @@ export interface ChatSocket {
   ping(): Promise<void>;
 }
 
+/**
+ * What the hub needs to span several instances (processes, machines): a
+ * bus that joins each room's broadcast across them, and who is in which
+ * room and the rooms' history, kept where every instance sees them.
+ * `examples/chat/redis_cluster.ts` keeps them in Redis. Any call may fail
+ * (the store is away): the hub then goes on with what this instance knows.
+ */
+export interface ChatCluster {
+  readonly bus: BroadcastBus;
+  /**
+   * Claims a nickname (by its key) in a room for this instance: null once
+   * claimed, or the nickname a live member elsewhere holds it with.
+   */
+  claim(room: string, key: string, nick: string): Promise<string | null>;
+  /** Gives a nickname back. */
+  release(room: string, key: string): Promise<void>;
+  /** Who is in a room, on every instance. */
+  members(room: string): Promise<string[]>;
+  /** Keeps a message in a room's history, the newest `size`. */
+  record(room: string, message: ChatMessage, size: number): Promise<void>;
+  /** A room's history, oldest first, the newest `size`. */
+  history(room: string, size: number): Promise<ChatMessage[]>;
+  /**
+   * Says this instance is alive, with its members (room to key to
+   * nickname); resolves with the members of instances that died, each
+   * told to one instance only, for it to say they left.
+   */
+  heartbeat(
+    local: Map<string, Map<string, string>>,
+  ): Promise<{ room: string; nick: string }[]>;
+}
+
 /** Options for {@linkcode ChatHub}. */
 export interface ChatOptions {
   /** Messages each room keeps for newcomers. Default 50. */
@@ -110,6 +143,13 @@ export interface ChatOptions {
   roomIdleTimeout?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
+  /** Other instances to share the rooms with. Default: none. */
+  cluster?: ChatCluster;
+  /**
+   * Milliseconds between the cluster's heartbeats (see
+   * {@linkcode ChatCluster.heartbeat}). Default 2000.
+   */
+  clusterInterval?: number;
 }
 
 /** Options for {@linkcode ChatHub.accept}. */
@@ -197,6 +237,9 @@ export class ChatHub {
   readonly #now: () => number;
   readonly #heartbeat: ReturnType<typeof setInterval> | undefined;
   #beatTurn: ReturnType<typeof setTimeout> | undefined;
+  readonly #cluster: ChatCluster | undefined;
+  readonly #clusterBeat: ReturnType<typeof setInterval> | undefined;
+  #clusterBusy = false;
 
   constructor(options: ChatOptions = {}) {
     this.#historySize = options.historySize ?? 50;
@@ -207,6 +250,14 @@ export class ChatHub {
     const interval = options.heartbeatInterval ?? 15_000;
     if (interval > 0) {
       this.#heartbeat = setInterval(() => this.#beat(), interval);
+    }
+    this.#cluster = options.cluster;
+    if (this.#cluster !== undefined) {
+      this.#clusterBeat = setInterval(
+        () => void this.#clusterHeartbeat(),
+        options.clusterInterval ?? 2000,
+      );
+      void this.#clusterHeartbeat();
     }
   }
 
@@ -251,6 +302,7 @@ export class ChatHub {
   /** Stops the heartbeat and closes every connection. */
   close(): void {
     clearInterval(this.#heartbeat);
+    clearInterval(this.#clusterBeat);
     clearTimeout(this.#beatTurn);
     for (const member of this.#members.values()) {
       member.drop(ChatCloseCode.Shutdown, "server shutting down");
@@ -283,6 +335,8 @@ export class ChatHub {
         room.history.push(message);
         room.active = message.time;
         if (room.history.length > this.#historySize) room.history.shift();
+        this.#cluster?.record(room.name, message, this.#historySize)
+          .catch((error) => this.#clusterError(error));
         this.#broadcast(room, message);
         break;
       }
@@ -298,11 +352,67 @@ export class ChatHub {
         reason: `already in room ${member.room.name}`,
       });
     }
+    const key = nicknameKey(nick);
+    if (this.#cluster === undefined) {
+      return this.#enter(member, name, nick, key, null);
+    }
+    return this.#joinCluster(this.#cluster, member, name, nick, key);
+  }
+
+  // A join across instances: the nickname claimed for the whole cluster,
+  // the members and history read from it. If the cluster cannot be
+  // reached, the join goes on with this instance alone.
+  async #joinCluster(
+    cluster: ChatCluster,
+    member: Member,
+    name: string,
+    nick: string,
+    key: string,
+  ): Promise<void> {
+    let shared: { members: string[]; history: ChatMessage[] } | null = null;
+    try {
+      const holder = await cluster.claim(name, key, nick);
+      if (holder !== null) {
+        const alike = holder === nick ? "" : `: it looks like ${holder}`;
+        return this.#send(member, {
+          type: "error",
+          reason: `the nickname ${nick} is taken in ${name}${alike}`,
+        });
+      }
+      const [members, history] = await Promise.all([
+        cluster.members(name),
+        cluster.history(name, this.#historySize),
+      ]);
+      shared = { members, history };
+    } catch (error) {
+      this.#clusterError(error);
+    }
+    // Gone, or joined elsewhere, while the cluster answered.
+    if (
+      member.dropped || member.room !== null ||
+      this.#members.get(member.socket) !== member
+    ) {
+      if (shared !== null) this.#release(name, key);
+      return;
+    }
+    const entered = this.#enter(member, name, nick, key, shared);
+    if (shared !== null && member.room === null) this.#release(name, key);
+    return entered;
+  }
+
+  // Puts a member in a room: `shared` says who is in it and what was said,
+  // across instances; null, this instance alone knows.
+  #enter(
+    member: Member,
+    name: string,
+    nick: string,
+    key: string,
+    shared: { members: string[]; history: ChatMessage[] } | null,
+  ): Promise<void> {
     const room = this.#room(name, member.client);
     if (typeof room === "string") {
       return this.#send(member, { type: "error", reason: room });
     }
-    const key = nicknameKey(nick);
     const taken = room.members.get(key);
     if (taken !== undefined) {
       const alike = taken.nick === nick ? "" : `: it looks like ${taken.nick}`;
@@ -321,12 +431,15 @@ export class ChatHub {
     room.members.set(key, member);
     room.active = time;
     this.#broadcast(room, { type: "joined", nick, time });
+    const here = [...room.members.values()].map((m) => m.nick);
     const welcomed = this.#send(member, {
       type: "welcome",
       room: name,
       nick,
-      members: [...room.members.values()].map((m) => m.nick),
-      history: room.history,
+      members: shared === null
+        ? here
+        : [...new Set([...shared.members, ...here])],
+      history: shared?.history ?? room.history,
     });
     // The room's messages from here on come after the welcome.
     room.everyone.add(member.socket);
@@ -366,6 +479,11 @@ export class ChatHub {
         maxQueued: this.#maxQueued,
         // It is closing (1013); the others hear why it left.
         onFull: (socket) => this.#tooSlow(this.#members.get(socket)),
+        ...(this.#cluster === undefined ? {} : {
+          bus: this.#cluster.bus,
+          topic: `chat:room:${name}`,
+          onBusError: (error: unknown) => this.#clusterError(error),
+        }),
       }),
       history: [],
       creator: client,
@@ -382,12 +500,14 @@ export class ChatHub {
     for (const member of room.members.values()) {
       member.room = null;
       room.everyone.delete(member.socket);
+      this.#release(room.name, member.key);
       member.drop(
         ChatCloseCode.RoomClosed,
         "room closed: idle while the server was full",
       );
     }
     room.members.clear();
+    void room.everyone.close();
   }
 
   #leave(member: Member, reason: string): void {
@@ -396,17 +516,64 @@ export class ChatHub {
     member.room = null;
     room.members.delete(member.key);
     room.everyone.delete(member.socket);
-    if (room.members.size === 0) {
-      // Nobody left to hear it; the name and the creator's share are free.
-      this.#rooms.delete(room.name);
-      return;
+    this.#release(room.name, member.key);
+    // Nobody here left to hear it, nor elsewhere without a cluster.
+    if (room.members.size > 0 || this.#cluster !== undefined) {
+      this.#broadcast(room, {
+        type: "left",
+        nick: member.nick,
+        reason,
+        time: this.#now(),
+      });
     }
-    this.#broadcast(room, {
-      type: "left",
-      nick: member.nick,
-      reason,
-      time: this.#now(),
-    });
+    if (room.members.size === 0) {
+      // The name and the creator's share are free.
+      this.#rooms.delete(room.name);
+      void room.everyone.close();
+    }
+  }
+
+  // Gives a nickname back to the cluster, if there is one.
+  #release(room: string, key: string): void {
+    this.#cluster?.release(room, key).catch((error) =>
+      this.#clusterError(error)
+    );
+  }
+
+  // The cluster failed: this instance goes on alone until it is back.
+  #clusterError(error: unknown): void {
+    console.error(`chat cluster: ${(error as Error)?.message ?? error}`);
+  }
+
+  // Tells the cluster this instance lives, and who is here; says who left
+  // with an instance that died.
+  async #clusterHeartbeat(): Promise<void> {
+    if (this.#clusterBusy) return;
+    this.#clusterBusy = true;
+    try {
+      const local = new Map<string, Map<string, string>>();
+      for (const room of this.#rooms.values()) {
+        local.set(
+          room.name,
+          new Map([...room.members].map(([key, m]) => [key, m.nick])),
+        );
+      }
+      const departed = await this.#cluster!.heartbeat(local);
+      for (const { room: name, nick } of departed) {
+        const room = this.#rooms.get(name);
+        if (room === undefined) continue;
+        this.#broadcast(room, {
+          type: "left",
+          nick,
+          reason: "connection lost",
+          time: this.#now(),
+        });
+      }
+    } catch (error) {
+      this.#clusterError(error);
+    } finally {
+      this.#clusterBusy = false;
+    }
   }
 
   // Sends one event to one member; resolves once it has room for more.

@@ -4,8 +4,11 @@
 //   node examples/chat/main.ts [--port 8080] [--host 127.0.0.1]
 //   deno run -A examples/chat/main.ts
 //   bun examples/chat/main.ts
+//   node examples/chat/main.ts --redis redis://127.0.0.1:6379
 //
-// --port 0 picks a free port.
+// --port 0 picks a free port. With --redis URL (or REDIS_URL), every
+// instance given the same Redis is one chat: rooms, members, history and
+// messages span them (examples/chat/redis_cluster.ts).
 
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -15,6 +18,7 @@ const { values } = parseArgs({
   options: {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "8080" },
+    redis: { type: "string", default: process.env.REDIS_URL ?? "" },
   },
 });
 const port = Number(values.port);
@@ -23,12 +27,25 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const chat = createChatServer({ port, hostname: values.host });
+// Imported only when asked for: without it the chat needs nothing but the
+// runtime.
+const cluster = values.redis === ""
+  ? undefined
+  : await (await import("./redis_cluster.ts")).redisCluster(values.redis)
+    .catch((error: Error) => {
+      console.error(`cannot reach Redis at ${values.redis}: ${error.message}`);
+      process.exit(1);
+    });
+
+const chat = createChatServer({ port, hostname: values.host, cluster });
 try {
   const { port: bound } = await chat.listening;
   const host = values.host.includes(":") ? `[${values.host}]` : values.host;
   console.log(`chat server: http://${host}:${bound}/`);
   console.log("open it in two browser tabs; Ctrl+C stops the server");
+  if (cluster !== undefined) {
+    console.log(`sharing rooms with every instance on ${values.redis}`);
+  }
 } catch (error) {
   console.error(
     `cannot listen on ${values.host}:${port}: ${(error as Error).message}`,
@@ -40,5 +57,6 @@ try {
 process.once("SIGINT", async () => {
   console.log("\nshutting down");
   await chat.close();
+  await cluster?.close();
   process.exit(0);
 });

@@ -1,0 +1,228 @@
+// The chat across instances over a real Redis (Debian's redis-server,
+// started by the test): two chat servers share rooms, members, history and
+// messages; an instance killed with SIGKILL leaves the others' member lists
+// within the cluster's bound; while Redis is away each instance keeps its
+// own members talking, and once it is back the instances hear each other.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { redisCluster } from "../examples/chat/redis_cluster.ts";
+import { HEARTBEAT_MS, TTL_MS } from "../examples/chat/redis_cluster.ts";
+import { createChatServer } from "../examples/chat/server.ts";
+import { WebSocketStream } from "../src/client.ts";
+import { deadline, interopTest, type Scope } from "./_interop.ts";
+import { missingRedis, type RedisServer, startRedis } from "./_redis.ts";
+
+// deno-lint-ignore no-explicit-any
+type Event = Record<string, any>;
+
+const missing = missingRedis();
+
+async function chatServer(scope: Scope, redis: RedisServer) {
+  const cluster = await redisCluster(redis.url, { onError: () => {} });
+  const chat = createChatServer({ port: 0, heartbeatInterval: 0, cluster });
+  scope.defer(async () => {
+    await chat.close();
+    await cluster.close().catch(() => {});
+  });
+  const { port } = await chat.listening;
+  return `ws://127.0.0.1:${port}/chat`;
+}
+
+interface Client {
+  say(text: string): Promise<void>;
+  /** The next event that is not about someone joining, unless asked. */
+  next(): Promise<Event>;
+  /** Events until one matches. */
+  until(match: (event: Event) => boolean, ms?: number): Promise<Event>;
+  close(): void;
+}
+
+async function join(
+  scope: Scope,
+  url: string,
+  room: string,
+  nick: string,
+): Promise<{ client: Client; welcome: Event }> {
+  const ws = new WebSocketStream(url);
+  const close = () => {
+    try {
+      ws.close({ closeCode: 1000 });
+    } catch {
+      // Closed already.
+    }
+  };
+  scope.defer(async () => {
+    close();
+    await ws.closed.catch(() => {});
+  });
+  const { readable, writable } = await deadline(ws.opened, 5000, "open");
+  const reader = readable.getReader();
+  const writer = writable.getWriter();
+  // A read that timed out is still the next one: its event must not be
+  // lost to a second read.
+  let pending: ReturnType<typeof reader.read> | null = null;
+  const next = async (ms = 5000) => {
+    pending ??= reader.read();
+    const { done, value } = await deadline(pending, ms, "an event");
+    pending = null;
+    if (done) throw new Error("the connection ended");
+    return JSON.parse(value as string) as Event;
+  };
+  await writer.write(JSON.stringify({ type: "join", room, nick }));
+  const welcome = await next();
+  const client: Client = {
+    say: (text) => writer.write(JSON.stringify({ type: "say", text })),
+    next: () => next(),
+    async until(match, ms = 5000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const event = await next(Math.max(1, end - Date.now()));
+        if (match(event)) return event;
+      }
+    },
+    close,
+  };
+  return { client, welcome };
+}
+
+interopTest(
+  "chat instances sharing a Redis share rooms, members, history and messages",
+  { missing },
+  async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    const one = await chatServer(scope, redis);
+    const two = await chatServer(scope, redis);
+
+    const { client: ada, welcome: first } = await join(
+      scope,
+      one,
+      "lobby",
+      "ada",
+    );
+    assert.deepEqual([first.type, first.members], ["welcome", ["ada"]]);
+    const { client: bob, welcome } = await join(scope, two, "lobby", "bob");
+    assert.equal(welcome.type, "welcome");
+    assert.deepEqual(welcome.members.sort(), ["ada", "bob"]);
+    assert.equal((await ada.until((e) => e.type === "joined")).nick, "bob");
+
+    await ada.say("hi from one");
+    assert.equal(
+      (await bob.until((e) => e.type === "message")).text,
+      "hi from one",
+    );
+    await bob.say("hello from two");
+    assert.equal(
+      (await ada.until((e) => e.text === "hello from two")).nick,
+      "bob",
+    );
+
+    // A nickname is one person's across instances, whatever its case.
+    for (const nick of ["ada", "Ada"]) {
+      const { welcome: refused } = await join(scope, two, "lobby", nick);
+      assert.equal(refused.type, "error");
+      assert.match(refused.reason, /is taken/);
+    }
+
+    // A newcomer on either instance gets the room's history, in order.
+    const { welcome: late } = await join(scope, one, "lobby", "cy");
+    assert.deepEqual(
+      late.history.map((m: Event) => `${m.nick}: ${m.text}`),
+      ["ada: hi from one", "bob: hello from two"],
+    );
+    assert.deepEqual(late.members.sort(), ["ada", "bob", "cy"]);
+
+    bob.close();
+    const left = await ada.until((e) => e.type === "left");
+    assert.deepEqual([left.nick, left.reason], ["bob", "left"]);
+  },
+);
+
+interopTest(
+  "an instance killed with SIGKILL leaves the others' member lists within the cluster's bound",
+  { missing },
+  async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    const one = await chatServer(scope, redis);
+    // The other instance in a process of its own, to kill.
+    // The runtime that runs this file runs it.
+    const run = "Deno" in globalThis ? ["run", "-A"] : [];
+    const child = spawn(process.execPath, [
+      ...run,
+      fileURLToPath(new URL("../examples/chat/main.ts", import.meta.url)),
+      "--port",
+      "0",
+      "--redis",
+      redis.url,
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    scope.defer(() => child.kill("SIGKILL"));
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (data: Uint8Array) => {
+        out += new TextDecoder().decode(data);
+        const match = /chat server: http:\/\/[^:]+:(\d+)\//.exec(out);
+        if (match) resolve(Number(match[1]));
+      });
+      child.once("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const { client: ada } = await join(scope, one, "lobby", "ada");
+    const { welcome } = await join(
+      scope,
+      `ws://127.0.0.1:${port}/chat`,
+      "lobby",
+      "ghost",
+    );
+    assert.deepEqual(welcome.members.sort(), ["ada", "ghost"]);
+    await ada.until((e) => e.type === "joined" && e.nick === "ghost");
+
+    const killed = Date.now();
+    child.kill("SIGKILL");
+    const bound = TTL_MS + 2 * HEARTBEAT_MS;
+    const left = await ada.until((e) => e.type === "left", bound + 2000);
+    assert.deepEqual([left.nick, left.reason], ["ghost", "connection lost"]);
+    assert.ok(Date.now() - killed <= bound + 1000, `${Date.now() - killed} ms`);
+    const { welcome: after } = await join(scope, one, "lobby", "cy");
+    assert.deepEqual(after.members.sort(), ["ada", "cy"]);
+  },
+  60_000,
+);
+
+interopTest(
+  "while Redis is away each instance keeps its own members talking, and then they hear each other again",
+  { missing },
+  async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    const one = await chatServer(scope, redis);
+    const two = await chatServer(scope, redis);
+    const { client: ada } = await join(scope, one, "lobby", "ada");
+    const { client: amy } = await join(scope, one, "lobby", "amy");
+    const { client: bob } = await join(scope, two, "lobby", "bob");
+    await ada.until((e) => e.type === "joined" && e.nick === "bob");
+
+    await redis.stop();
+    await ada.say("while redis is down");
+    assert.equal(
+      (await amy.until((e) => e.type === "message")).text,
+      "while redis is down",
+    );
+
+    await redis.start();
+    // Until the instances are back on Redis, a message may not cross.
+    const end = Date.now() + 15_000;
+    for (let i = 0;; i++) {
+      assert.ok(Date.now() < end, "one and two did not hear each other again");
+      await ada.say(`back? ${i}`);
+      const heard = await bob.until(
+        (e) => e.type === "message" && e.text.startsWith("back?"),
+        500,
+      ).catch(() => null);
+      if (heard !== null) break;
+    }
+  },
+  60_000,
+);
