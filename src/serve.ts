@@ -55,6 +55,17 @@ export interface ServeOptions<S extends boolean = false>
    */
   hostname?: string;
   /**
+   * Lets several processes listen on the same port (`SO_REUSEPORT`, on
+   * Linux and the BSDs): the kernel spreads the connections among them, so
+   * one process per core can serve one port. Node and Deno have it on
+   * `node:http`; Bun's `node:http` does not (listening then fails with
+   * EADDRINUSE): on Bun, `Bun.serve({ reusePort: true })` with the Bun
+   * adapter does it, or each process takes a port of its own behind a proxy.
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
+  /**
    * Answers the requests that are not WebSocket handshakes (a page, a
    * health check). Without it they get 426 Upgrade Required.
    *
@@ -171,6 +182,7 @@ export function serve<
   const {
     port = 0,
     hostname = "127.0.0.1",
+    reusePort = false,
     request: onRequest,
     ...upgradeOptions
   } = options;
@@ -208,7 +220,7 @@ export function serve<
   );
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, hostname, () => {
+    server.listen({ port, host: hostname, reusePort }, () => {
       server.off("error", reject);
       // Once listening, an error is a connection the server could not
       // accept (too many open files, under a flood): node:http goes on

@@ -210,3 +210,19 @@ test("serve with handshakeTimeout 0 bounds nothing, and takes a slow accept hook
   await long.listening;
   await long.close();
 });
+
+test(
+  "serve({ reusePort }) lets two servers listen on one port",
+  // Bun's node:http has no SO_REUSEPORT (its Bun.serve has).
+  { skip: "Bun" in globalThis ? "Bun's node:http has no reusePort" : false },
+  async () => {
+    const first = serve({ port: 0, reusePort: true }, () => {});
+    const { port } = await first.listening;
+    const second = serve({ port, reusePort: true }, () => {});
+    assert.equal((await second.listening).port, port);
+    // Without it, the port is taken.
+    const third = serve({ port }, () => {});
+    await assert.rejects(third.listening);
+    await Promise.all([first.close(), second.close(), third.close()]);
+  },
+);

@@ -240,6 +240,7 @@ export class ChatHub {
   readonly #cluster: ChatCluster | undefined;
   readonly #clusterBeat: ReturnType<typeof setInterval> | undefined;
   #clusterBusy = false;
+  #clusterDown = false;
 
   constructor(options: ChatOptions = {}) {
     this.#historySize = options.historySize ?? 50;
@@ -540,9 +541,16 @@ export class ChatHub {
     );
   }
 
-  // The cluster failed: this instance goes on alone until it is back.
+  // The cluster failed: this instance goes on alone until it is back. Said
+  // once, not once per message, until a heartbeat gets through again.
   #clusterError(error: unknown): void {
-    console.error(`chat cluster: ${(error as Error)?.message ?? error}`);
+    if (this.#clusterDown) return;
+    this.#clusterDown = true;
+    console.error(
+      `chat cluster: ${
+        (error as Error)?.message ?? error
+      }; going on alone until it is back`,
+    );
   }
 
   // Tells the cluster this instance lives, and who is here; says who left
@@ -559,6 +567,10 @@ export class ChatHub {
         );
       }
       const departed = await this.#cluster!.heartbeat(local);
+      if (this.#clusterDown) {
+        this.#clusterDown = false;
+        console.error("chat cluster: back");
+      }
       for (const { room: name, nick } of departed) {
         const room = this.#rooms.get(name);
         if (room === undefined) continue;

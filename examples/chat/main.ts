@@ -8,7 +8,8 @@
 //
 // --port 0 picks a free port. With --redis URL (or REDIS_URL), every
 // instance given the same Redis is one chat: rooms, members, history and
-// messages span them (examples/chat/redis_cluster.ts).
+// messages span them (examples/chat/redis_cluster.ts). --reuse-port lets
+// several instances share one port (on Node and Deno), one per core.
 
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "8080" },
     redis: { type: "string", default: process.env.REDIS_URL ?? "" },
+    "reuse-port": { type: "boolean", default: false },
   },
 });
 const port = Number(values.port);
@@ -37,7 +39,12 @@ const cluster = values.redis === ""
       process.exit(1);
     });
 
-const chat = createChatServer({ port, hostname: values.host, cluster });
+const chat = createChatServer({
+  port,
+  hostname: values.host,
+  cluster,
+  reusePort: values["reuse-port"],
+});
 try {
   const { port: bound } = await chat.listening;
   const host = values.host.includes(":") ? `[${values.host}]` : values.host;

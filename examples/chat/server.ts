@@ -19,6 +19,11 @@ export interface ChatServerOptions extends ChatOptions {
   /** The address to listen on. Default 127.0.0.1. */
   hostname?: string;
   /**
+   * Several instances on one port, one per core (Node and Deno; see
+   * `ServeOptions.reusePort`). Default false.
+   */
+  reusePort?: boolean;
+  /**
    * Milliseconds a closing connection may take before its socket is
    * dropped (a dead or too slow client's, for one). Default 5000.
    */
@@ -50,6 +55,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const ws: WebSocketServer = serve({
     port: options.port ?? 8080,
     hostname: options.hostname,
+    reusePort: options.reusePort,
     request(request, response) {
       const path = new URL(request.url ?? "/", "http://localhost").pathname;
       if (
