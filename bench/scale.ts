@@ -15,8 +15,7 @@
 // Both instances share the server core, and Redis runs unpinned.
 
 import process from "node:process";
-import { createClient } from "redis";
-import { startRedis } from "../tests/_redis.ts";
+import { publishCount, startRedis } from "../tests/_redis.ts";
 import { number, numbers } from "./_args.ts";
 import { load, machine } from "./_env.ts";
 import {
@@ -74,14 +73,6 @@ interface Result {
 
 const failed = (result: Result) => failedRun(result, "nothing delivered");
 
-async function publishCalls(url: string): Promise<number> {
-  const client = createClient({ url });
-  await client.connect();
-  const stats = await client.info("commandstats");
-  await client.close();
-  return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-}
-
 function instance(name: string, redis?: string): Promise<Server> {
   return startServer(name, [
     bin("node"),
@@ -97,7 +88,7 @@ async function run(
   size: number,
   redisUrl?: string,
 ): Promise<Result> {
-  const before = redisUrl === undefined ? 0 : await publishCalls(redisUrl);
+  const before = redisUrl === undefined ? 0 : await publishCount(redisUrl);
   const result = await generator<Result>([
     bin("node"),
     "bench/_fanout_gen.ts",
@@ -119,7 +110,7 @@ async function run(
     String(DURATION_MS),
   ], WARMUP_MS + DURATION_MS + 40_000) as Result;
   if (redisUrl !== undefined && failed(result) === null) {
-    result.publishes = (await publishCalls(redisUrl) - before) / result.sent;
+    result.publishes = (await publishCount(redisUrl) - before) / result.sent;
   }
   await pause(500);
   return result;

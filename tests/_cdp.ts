@@ -211,3 +211,32 @@ export async function launchBrowser(
     },
   };
 }
+
+/** What the chat page's log shows, one "kind: text" line per entry. */
+export const CHAT_LOG = `[...document.querySelectorAll("#log li")].map((li) =>
+  li.dataset.kind + ": " + li.querySelector(".body").textContent)`;
+
+/**
+ * Waits until the chat page's log shows `line`, and returns the log; if it
+ * never does, says what it shows instead.
+ */
+export async function showing(
+  page: Page,
+  line: string,
+  ms?: number,
+): Promise<string[]> {
+  try {
+    return await page.waitFor(
+      `${CHAT_LOG}.includes(${JSON.stringify(line)}) && ${CHAT_LOG}`,
+      ms,
+    ) as string[];
+  } catch (error) {
+    const shown = await page.evaluate(CHAT_LOG).catch(() => "(unreadable)");
+    throw new Error(
+      `the page never showed ${JSON.stringify(line)}; it shows ${
+        JSON.stringify(shown)
+      }`,
+      { cause: error },
+    );
+  }
+}

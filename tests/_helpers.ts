@@ -4,6 +4,7 @@ export { concat } from "../src/_bytes.ts";
 import { link, type Stage } from "../src/_stage.ts";
 import type { Frame } from "../src/frame.ts";
 import type { Opcode } from "../src/opcode.ts";
+import { WebSocketConnection } from "../src/connection.ts";
 
 /** A frame with every field given, the rest defaulted. */
 export function frame(
@@ -154,4 +155,25 @@ export function clientFrame(
     out[6 + extra + i] = payload[i] ^ key[i & 3];
   }
   return out;
+}
+
+/**
+ * A server connection over an in-memory pipe, and what its client has
+ * read so far (the client reads everything, as it comes).
+ */
+export async function memoryMember(): Promise<{
+  server: WebSocketConnection;
+  client: WebSocketConnection;
+  got: unknown[];
+}> {
+  const [near, far] = duplexPair();
+  const server = new WebSocketConnection(far, { role: "server" });
+  const client = new WebSocketConnection(near, { role: "client" });
+  const got: unknown[] = [];
+  const { readable } = await client.opened;
+  void (async () => {
+    for await (const message of readable) got.push(message);
+  })().catch(() => {});
+  await server.opened;
+  return { server, client, got };
 }

@@ -94,3 +94,13 @@ export async function startRedis(): Promise<RedisServer> {
     },
   };
 }
+
+/** How many PUBLISH commands the Redis at `url` has run (INFO commandstats). */
+export async function publishCount(url: string): Promise<number> {
+  const { createClient } = await import("redis");
+  const client = createClient({ url });
+  await client.connect();
+  const stats = await client.info("commandstats");
+  await client.close();
+  return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+}

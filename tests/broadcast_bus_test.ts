@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Broadcast } from "../src/broadcast.ts";
 import type { BroadcastBus } from "../src/broadcast_bus.ts";
-import { WebSocketConnection } from "../src/connection.ts";
-import { duplexPair, eventually } from "./_helpers.ts";
+import { eventually, memoryMember } from "./_helpers.ts";
 
 /** A bus in memory: every subscriber hears every publish, its own too. */
 export class MemoryBus implements BroadcastBus {
@@ -32,18 +31,7 @@ export class MemoryBus implements BroadcastBus {
 }
 
 /** A member: a server connection, and what its client has read. */
-async function member() {
-  const [near, far] = duplexPair();
-  const server = new WebSocketConnection(far, { role: "server" });
-  const client = new WebSocketConnection(near, { role: "client" });
-  const got: unknown[] = [];
-  const { readable } = await client.opened;
-  void (async () => {
-    for await (const message of readable) got.push(message);
-  })().catch(() => {});
-  await server.opened;
-  return { server, client, got };
-}
+const member = memoryMember;
 
 async function closeAll(...members: Awaited<ReturnType<typeof member>>[]) {
   for (const { client } of members) client.close();

@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import { createClient } from "redis";
 import { redisBus } from "../examples/chat/redis_bus.ts";
 import { Broadcast } from "../src/broadcast.ts";
-import { WebSocketConnection } from "../src/connection.ts";
-import { duplexPair, eventually } from "./_helpers.ts";
+import { eventually, memoryMember } from "./_helpers.ts";
 import { interopTest } from "./_interop.ts";
-import { missingRedis, startRedis } from "./_redis.ts";
+import { missingRedis, publishCount, startRedis } from "./_redis.ts";
 
 type Client = ReturnType<typeof createClient>;
 
@@ -45,26 +44,7 @@ async function instance(url: string, errors: unknown[]) {
   };
 }
 
-async function member() {
-  const [near, far] = duplexPair();
-  const server = new WebSocketConnection(far, { role: "server" });
-  const client = new WebSocketConnection(near, { role: "client" });
-  const got: unknown[] = [];
-  const { readable } = await client.opened;
-  void (async () => {
-    for await (const message of readable) got.push(message);
-  })().catch(() => {});
-  await server.opened;
-  return { server, client, got };
-}
-
-async function publishes(url: string): Promise<number> {
-  const client = createClient({ url });
-  await client.connect();
-  const stats = await client.info("commandstats");
-  await client.close();
-  return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-}
+const member = memoryMember;
 
 interopTest(
   "instances joined over Redis deliver each other's broadcasts, one PUBLISH each, and survive Redis going away",
@@ -92,7 +72,11 @@ interopTest(
         assert.ok(got.includes("hello from a"));
         assert.deepEqual(got.find((m) => m instanceof Uint8Array), bytes);
       }
-      assert.equal(await publishes(redis.url), 2, "one PUBLISH per broadcast");
+      assert.equal(
+        await publishCount(redis.url),
+        2,
+        "one PUBLISH per broadcast",
+      );
 
       // Redis goes away: each instance still serves its own members, and
       // says so.

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createChatServer } from "../examples/chat/server.ts";
-import { launchBrowser, type Page } from "./_cdp.ts";
+import { CHAT_LOG, launchBrowser, type Page, showing } from "./_cdp.ts";
 import { chromiumPath, interopTest } from "./_interop.ts";
 
 const chromium = chromiumPath();
@@ -23,26 +23,7 @@ const runtime = "Deno" in globalThis
   : "node";
 const OUTPUT = new URL("../test-output/", import.meta.url);
 
-// What a page's log shows, one "kind: text" line per entry, without times.
-const LOG = `[...document.querySelectorAll("#log li")].map((li) =>
-  li.dataset.kind + ": " + li.querySelector(".body").textContent)`;
-
-async function showing(page: Page, line: string): Promise<string[]> {
-  try {
-    return await page.waitFor(
-      `${LOG}.includes(${JSON.stringify(line)}) && ${LOG}`,
-    ) as string[];
-  } catch (error) {
-    // What the page shows instead says why (a "left" or a close notice).
-    const shown = await page.evaluate(LOG).catch(() => "(unreadable)");
-    throw new Error(
-      `the page never showed ${JSON.stringify(line)}; it shows ${
-        JSON.stringify(shown)
-      }`,
-      { cause: error },
-    );
-  }
-}
+const LOG = CHAT_LOG;
 
 async function join(page: Page, nick: string): Promise<void> {
   // The room field says "lobby" already.

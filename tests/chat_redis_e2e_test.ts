@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { redisCluster } from "../examples/chat/redis_cluster.ts";
 import { createChatServer } from "../examples/chat/server.ts";
-import { launchBrowser, type Page } from "./_cdp.ts";
+import { CHAT_LOG, launchBrowser, showing } from "./_cdp.ts";
 import { chromiumPath, interopTest, type Scope } from "./_interop.ts";
 import { missingRedis, type RedisServer, startRedis } from "./_redis.ts";
 
@@ -16,26 +16,7 @@ const missing = chromium === null
   ? "chromium is not installed"
   : missingRedis();
 
-// What a page's log shows, one "kind: text" line per entry, without times.
-const LOG = `[...document.querySelectorAll("#log li")].map((li) =>
-  li.dataset.kind + ": " + li.querySelector(".body").textContent)`;
-
-async function showing(page: Page, line: string, ms = 10_000) {
-  try {
-    return await page.waitFor(
-      `${LOG}.includes(${JSON.stringify(line)}) && ${LOG}`,
-      ms,
-    ) as string[];
-  } catch (error) {
-    const shown = await page.evaluate(LOG).catch(() => "(unreadable)");
-    throw new Error(
-      `the page never showed ${JSON.stringify(line)}; it shows ${
-        JSON.stringify(shown)
-      }`,
-      { cause: error },
-    );
-  }
-}
+const LOG = CHAT_LOG;
 
 // A chat instance on `port` (0: any) sharing `redis`.
 async function instance(scope: Scope, redis: RedisServer, port = 0) {
