@@ -104,3 +104,51 @@ export async function publishCount(url: string): Promise<number> {
   await client.close();
   return Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0);
 }
+
+/**
+ * A TCP proxy in front of the Redis at `url`: `cut()` drops its
+ * connections and refuses new ones (one instance losing Redis while the
+ * others keep it), `restore()` lets them through again.
+ */
+export async function redisProxy(url: string): Promise<{
+  url: string;
+  cut(): void;
+  restore(): void;
+  close(): void;
+}> {
+  const target = Number(new URL(url).port);
+  let down = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((near) => {
+    if (down) return void near.destroy();
+    const far = net.connect(target, "127.0.0.1");
+    for (const socket of [near, far]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        near.destroy();
+        far.destroy();
+        sockets.delete(socket);
+      });
+    }
+    near.pipe(far);
+    far.pipe(near);
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  const { port } = server.address() as net.AddressInfo;
+  const cut = () => {
+    down = true;
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut,
+    restore: () => void (down = false),
+    close() {
+      cut();
+      server.close();
+    },
+  };
+}

@@ -10,19 +10,32 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { redisCluster } from "../examples/chat/redis_cluster.ts";
 import { HEARTBEAT_MS, TTL_MS } from "../examples/chat/redis_cluster.ts";
-import { createChatServer } from "../examples/chat/server.ts";
+import {
+  type ChatServerOptions,
+  createChatServer,
+} from "../examples/chat/server.ts";
 import { WebSocketStream } from "../src/client.ts";
 import { deadline, interopTest, type Scope } from "./_interop.ts";
-import { missingRedis, type RedisServer, startRedis } from "./_redis.ts";
+import { createClient } from "redis";
+import { missingRedis, redisProxy, startRedis } from "./_redis.ts";
 
 // deno-lint-ignore no-explicit-any
 type Event = Record<string, any>;
 
 const missing = missingRedis();
 
-async function chatServer(scope: Scope, redis: RedisServer) {
+async function chatServer(
+  scope: Scope,
+  redis: { url: string },
+  options: ChatServerOptions = {},
+) {
   const cluster = await redisCluster(redis.url, { onError: () => {} });
-  const chat = createChatServer({ port: 0, heartbeatInterval: 0, cluster });
+  const chat = createChatServer({
+    port: 0,
+    heartbeatInterval: 0,
+    cluster,
+    ...options,
+  });
   scope.defer(async () => {
     await chat.close();
     await cluster.close().catch(() => {});
@@ -225,4 +238,79 @@ interopTest(
     }
   },
   60_000,
+);
+
+interopTest(
+  "a member who leaves while its instance is cut off from Redis is said to have left once it is back, and its name is free",
+  { missing },
+  async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    const proxy = await redisProxy(redis.url);
+    scope.defer(() => proxy.close());
+    const one = await chatServer(scope, proxy);
+    const two = await chatServer(scope, redis);
+    const { client: alice } = await join(scope, one, "r", "alice");
+    const { client: bob } = await join(scope, two, "r", "bob");
+    await alice.until((e) => e.type === "joined" && e.nick === "bob");
+
+    proxy.cut();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    alice.close(); // its "left" and its release fail: one has no Redis
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    proxy.restore();
+    const left = await bob.until((e) => e.type === "left", 10_000);
+    assert.deepEqual([left.nick, left.reason], ["alice", "left"]);
+    const { welcome } = await join(scope, one, "r", "alice");
+    assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
+    assert.deepEqual(welcome.members.sort(), ["alice", "bob"]);
+  },
+  30_000,
+);
+
+interopTest(
+  "two instances claiming a dead instance's nickname at once: one gets it",
+  { missing },
+  async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    const raw = createClient({ url: redis.url });
+    await raw.connect();
+    scope.defer(() => raw.close());
+    await raw.hSet("chat:members:r", "ann", JSON.stringify(["ann", "gone"]));
+    const clusters = await Promise.all(
+      [0, 1].map(() => redisCluster(redis.url, { onError: () => {} })),
+    );
+    scope.defer(() => Promise.all(clusters.map((c) => c.close())));
+    for (let round = 0; round < 20; round++) {
+      const key = `ann${round}`;
+      await raw.hSet("chat:members:r", key, JSON.stringify(["ann", "gone"]));
+      const answers = await Promise.all(
+        clusters.map((c) => c.claim("r", key, "ann")),
+      );
+      assert.equal(answers.filter((a) => a === null).length, 1, `${answers}`);
+    }
+  },
+);
+
+interopTest(
+  "an idle room closed on one instance to make way tells the others its members left",
+  { missing },
+  async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    const one = await chatServer(scope, redis, {
+      maxRooms: 1,
+      roomIdleTimeout: 0,
+    });
+    const two = await chatServer(scope, redis);
+    const { client: ann } = await join(scope, one, "r", "ann");
+    const { client: bob } = await join(scope, two, "r", "bob");
+    await ann.until((e) => e.type === "joined" && e.nick === "bob");
+    // A new room on one takes the place of r there.
+    const { welcome } = await join(scope, one, "elsewhere", "zed");
+    assert.equal(welcome.type, "welcome");
+    const left = await bob.until((e) => e.type === "left");
+    assert.deepEqual([left.nick, left.reason], ["ann", "room closed"]);
+  },
 );

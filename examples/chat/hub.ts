@@ -109,13 +109,19 @@ export interface ChatCluster {
   /** A room's history, oldest first, the newest `size`. */
   history(room: string, size: number): Promise<ChatMessage[]>;
   /**
-   * Says this instance is alive, with its members (room to key to
-   * nickname); resolves with the members of instances that died, each
-   * told to one instance only, for it to say they left.
+   * Says this instance is alive and who is here (`here()`: room to key to
+   * nickname, and the "room\nkey" claims still on their way in), read as
+   * late as can be; puts right what the store has wrong about this
+   * instance; and resolves with the members who left unheard: of
+   * instances that died, or ours that left while the store was away. Each
+   * is told to one instance only, for it to say they left.
    */
   heartbeat(
-    local: Map<string, Map<string, string>>,
-  ): Promise<{ room: string; nick: string }[]>;
+    here: () => {
+      members: Map<string, Map<string, string>>;
+      claiming: Set<string>;
+    },
+  ): Promise<{ room: string; nick: string; reason: string }[]>;
 }
 
 /** Options for {@linkcode ChatHub}. */
@@ -241,6 +247,8 @@ export class ChatHub {
   readonly #clusterBeat: ReturnType<typeof setInterval> | undefined;
   #clusterBusy = false;
   #clusterDown = false;
+  // Claims made and not yet settled into a room ("room\nkey").
+  readonly #claiming = new Set<string>();
 
   constructor(options: ChatOptions = {}) {
     this.#historySize = options.historySize ?? 50;
@@ -371,6 +379,9 @@ export class ChatHub {
     key: string,
   ): Promise<void> {
     let shared: { members: string[]; history: ChatMessage[] } | null = null;
+    let claimed = false;
+    const claim = `${name}\n${key}`;
+    this.#claiming.add(claim);
     try {
       const holder = await cluster.claim(name, key, nick);
       if (holder !== null) {
@@ -380,6 +391,7 @@ export class ChatHub {
           reason: `the nickname ${nick} is taken in ${name}${alike}`,
         });
       }
+      claimed = true;
       const [members, history] = await Promise.all([
         cluster.members(name),
         cluster.history(name, this.#historySize),
@@ -387,17 +399,19 @@ export class ChatHub {
       shared = { members, history };
     } catch (error) {
       this.#clusterError(error);
+    } finally {
+      this.#claiming.delete(claim);
     }
-    // Gone, or joined elsewhere, while the cluster answered.
+    let entered: Promise<void> | undefined;
+    // Not gone, nor joined elsewhere, while the cluster answered.
     if (
-      member.dropped || member.room !== null ||
-      this.#members.get(member.socket) !== member
+      !member.dropped && member.room === null &&
+      this.#members.get(member.socket) === member
     ) {
-      if (shared !== null) this.#release(name, key);
-      return;
+      entered = this.#enter(member, name, nick, key, shared);
     }
-    const entered = this.#enter(member, name, nick, key, shared);
-    if (shared !== null && member.room === null) this.#release(name, key);
+    // A claim that did not end in the room goes back.
+    if (claimed && member.room?.name !== name) this.#release(name, key);
     return entered;
   }
 
@@ -498,6 +512,17 @@ export class ChatHub {
   // disconnected, all together, so none hears the others leave.
   #closeRoom(room: Room): void {
     this.#rooms.delete(room.name);
+    // Members elsewhere stay, and hear who went.
+    if (this.#cluster !== undefined) {
+      for (const member of room.members.values()) {
+        this.#broadcast(room, {
+          type: "left",
+          nick: member.nick,
+          reason: "room closed",
+          time: this.#now(),
+        });
+      }
+    }
     for (const member of room.members.values()) {
       member.room = null;
       room.everyone.delete(member.socket);
@@ -559,27 +584,41 @@ export class ChatHub {
     if (this.#clusterBusy) return;
     this.#clusterBusy = true;
     try {
-      const local = new Map<string, Map<string, string>>();
-      for (const room of this.#rooms.values()) {
-        local.set(
-          room.name,
-          new Map([...room.members].map(([key, m]) => [key, m.nick])),
-        );
-      }
-      const departed = await this.#cluster!.heartbeat(local);
+      const cluster = this.#cluster!;
+      const departed = await cluster.heartbeat(() => {
+        const members = new Map<string, Map<string, string>>();
+        for (const room of this.#rooms.values()) {
+          members.set(
+            room.name,
+            new Map([...room.members].map(([key, m]) => [key, m.nick])),
+          );
+        }
+        return { members, claiming: this.#claiming };
+      });
       if (this.#clusterDown) {
         this.#clusterDown = false;
         console.error("chat cluster: back");
       }
-      for (const { room: name, nick } of departed) {
-        const room = this.#rooms.get(name);
-        if (room === undefined) continue;
-        this.#broadcast(room, {
+      for (const { room: name, nick, reason } of departed) {
+        const event: ChatEvent = {
           type: "left",
           nick,
-          reason: "connection lost",
+          reason,
           time: this.#now(),
+        };
+        const room = this.#rooms.get(name);
+        if (room !== undefined) {
+          this.#broadcast(room, event);
+          continue;
+        }
+        // A room with nobody here: told to the others through the bus.
+        const elsewhere = new Broadcast({
+          bus: cluster.bus,
+          topic: `chat:room:${name}`,
+          onBusError: (error: unknown) => this.#clusterError(error),
         });
+        elsewhere.send(JSON.stringify(event));
+        void elsewhere.close();
       }
     } catch (error) {
       this.#clusterError(error);
