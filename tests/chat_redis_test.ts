@@ -17,12 +17,30 @@ import {
 import { WebSocketStream } from "../src/client.ts";
 import { deadline, interopTest, type Scope } from "./_interop.ts";
 import { createClient } from "redis";
-import { missingRedis, redisProxy, startRedis } from "./_redis.ts";
+import {
+  missingRedis,
+  redisProxy,
+  type RedisServer,
+  startRedis,
+} from "./_redis.ts";
 
 // deno-lint-ignore no-explicit-any
 type Event = Record<string, any>;
 
 const missing = missingRedis();
+
+// A test with a Redis of its own, stopped at the end.
+function redisTest(
+  name: string,
+  body: (scope: Scope, redis: RedisServer) => Promise<void>,
+  timeout?: number,
+): void {
+  interopTest(name, { missing }, async (scope) => {
+    const redis = await startRedis();
+    scope.defer(() => redis.close());
+    await body(scope, redis);
+  }, timeout);
+}
 
 async function chatServer(
   scope: Scope,
@@ -101,12 +119,9 @@ async function join(
   return { client, welcome };
 }
 
-interopTest(
+redisTest(
   "chat instances sharing a Redis share rooms, members, history and messages",
-  { missing },
-  async (scope) => {
-    const redis = await startRedis();
-    scope.defer(() => redis.close());
+  async (scope, redis) => {
     const one = await chatServer(scope, redis);
     const two = await chatServer(scope, redis);
 
@@ -154,12 +169,9 @@ interopTest(
   },
 );
 
-interopTest(
+redisTest(
   "an instance killed with SIGKILL leaves the others' member lists within the cluster's bound",
-  { missing },
-  async (scope) => {
-    const redis = await startRedis();
-    scope.defer(() => redis.close());
+  async (scope, redis) => {
     const one = await chatServer(scope, redis);
     // The other instance in a process of its own, to kill.
     // The runtime that runs this file runs it.
@@ -204,12 +216,9 @@ interopTest(
   60_000,
 );
 
-interopTest(
+redisTest(
   "while Redis is away each instance keeps its own members talking, and then they hear each other again",
-  { missing },
-  async (scope) => {
-    const redis = await startRedis();
-    scope.defer(() => redis.close());
+  async (scope, redis) => {
     const one = await chatServer(scope, redis);
     const two = await chatServer(scope, redis);
     const { client: ada } = await join(scope, one, "lobby", "ada");
@@ -240,12 +249,9 @@ interopTest(
   60_000,
 );
 
-interopTest(
+redisTest(
   "a member who leaves while its instance is cut off from Redis is said to have left once it is back, and its name is free",
-  { missing },
-  async (scope) => {
-    const redis = await startRedis();
-    scope.defer(() => redis.close());
+  async (scope, redis) => {
     const proxy = await redisProxy(redis.url);
     scope.defer(() => proxy.close());
     const one = await chatServer(scope, proxy);
@@ -268,12 +274,9 @@ interopTest(
   30_000,
 );
 
-interopTest(
+redisTest(
   "two instances claiming a dead instance's nickname at once: one gets it",
-  { missing },
-  async (scope) => {
-    const redis = await startRedis();
-    scope.defer(() => redis.close());
+  async (scope, redis) => {
     const raw = createClient({ url: redis.url });
     await raw.connect();
     scope.defer(() => raw.close());
@@ -293,12 +296,9 @@ interopTest(
   },
 );
 
-interopTest(
+redisTest(
   "an idle room closed on one instance to make way tells the others its members left",
-  { missing },
-  async (scope) => {
-    const redis = await startRedis();
-    scope.defer(() => redis.close());
+  async (scope, redis) => {
     const one = await chatServer(scope, redis, {
       maxRooms: 1,
       roomIdleTimeout: 0,

@@ -22,7 +22,6 @@
 // its members (a stream read from a position would let it catch up).
 
 import { createClient } from "redis";
-import type { BroadcastBus } from "../../src/broadcast_bus.ts";
 import type { ChatCluster } from "./hub.ts";
 import type { ChatMessage } from "./protocol.ts";
 import { redisBus } from "./redis_bus.ts";
