@@ -39,8 +39,9 @@ const BUN_HEAD = /^\((pass|fail|skip|todo)\) |^[\w./-]+\.[cm]?[jt]sx?:$/;
 const steps = [
   {
     // The interop tests talk to real peers from Debian (python3-websockets,
-    // chromium); this installs whichever is missing, so a fresh machine
-    // needs nothing by hand. SKIP_INTEROP=1 skips both.
+    // chromium), and the Redis tests to redis-server; this installs
+    // whichever is missing, so a fresh machine needs nothing by hand.
+    // SKIP_INTEROP=1 skips them.
     name: "install interop peers",
     command: ["bash", "tests/interop/install.sh"],
     skip: process.env.SKIP_INTEROP === "1",
