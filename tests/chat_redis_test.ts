@@ -305,12 +305,26 @@ redisTest(
     });
     const two = await chatServer(scope, redis);
     const { client: ann } = await join(scope, one, "r", "ann");
+    const { client: amy } = await join(scope, one, "r", "amy");
     const { client: bob } = await join(scope, two, "r", "bob");
     await ann.until((e) => e.type === "joined" && e.nick === "bob");
+    await amy.until((e) => e.type === "joined" && e.nick === "bob");
     // A new room on one takes the place of r there.
     const { welcome } = await join(scope, one, "elsewhere", "zed");
     assert.equal(welcome.type, "welcome");
-    const left = await bob.until((e) => e.type === "left");
-    assert.deepEqual([left.nick, left.reason], ["ann", "room closed"]);
+    const gone = new Set<string>();
+    while (gone.size < 2) {
+      const left = await bob.until((e) => e.type === "left");
+      assert.equal(left.reason, "room closed");
+      gone.add(left.nick);
+    }
+    assert.deepEqual([...gone].sort(), ["amy", "ann"]);
+    // Those here are closed together: neither hears the other leave.
+    const heard: Event[] = [];
+    await ann.until((e) => {
+      heard.push(e);
+      return false;
+    }, 1000).catch(() => {});
+    assert.deepEqual(heard.filter((e) => e.type === "left"), []);
   },
 );

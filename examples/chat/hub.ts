@@ -512,17 +512,6 @@ export class ChatHub {
   // disconnected, all together, so none hears the others leave.
   #closeRoom(room: Room): void {
     this.#rooms.delete(room.name);
-    // Members elsewhere stay, and hear who went.
-    if (this.#cluster !== undefined) {
-      for (const member of room.members.values()) {
-        this.#broadcast(room, {
-          type: "left",
-          nick: member.nick,
-          reason: "room closed",
-          time: this.#now(),
-        });
-      }
-    }
     for (const member of room.members.values()) {
       member.room = null;
       room.everyone.delete(member.socket);
@@ -531,6 +520,16 @@ export class ChatHub {
         ChatCloseCode.RoomClosed,
         "room closed: idle while the server was full",
       );
+      // Members elsewhere stay, and hear who went; those here, out of
+      // `everyone` already, do not.
+      if (this.#cluster !== undefined) {
+        this.#broadcast(room, {
+          type: "left",
+          nick: member.nick,
+          reason: "room closed",
+          time: this.#now(),
+        });
+      }
     }
     room.members.clear();
     void room.everyone.close();
