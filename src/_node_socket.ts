@@ -83,10 +83,17 @@ const READ_WINDOW_MS = 20;
 /**
  * A connected socket as a byte duplex. A connection over it reads and
  * writes the socket directly (see _transport.ts), unless something has
- * asked for the streams first.
+ * asked for the streams first. `reset` drops it when the connection fails
+ * (an HTTP/2 stream's is a RST_STREAM); by default, `destroy()`.
  */
-export function nodeSocketDuplex(socket: NodeSocket): ByteDuplex {
-  const transport = new NodeSocketTransport(socket);
+export function nodeSocketDuplex<T extends NodeSocket>(
+  socket: T,
+  reset?: (socket: T) => void,
+): ByteDuplex {
+  const transport = new NodeSocketTransport(
+    socket,
+    reset as ((socket: NodeSocket) => void) | undefined,
+  );
   let streams: ByteDuplex | null = null;
   const made = () => streams ??= transportStreams(transport, READ_HIGH_WATER);
   const duplex: ByteDuplex = {
@@ -190,9 +197,11 @@ class NodeSocketTransport implements Transport {
   #lastKept = 0;
   #flushing = false;
   #corked = false;
+  readonly #reset: ((socket: NodeSocket) => void) | undefined;
 
-  constructor(socket: NodeSocket) {
+  constructor(socket: NodeSocket, reset?: (socket: NodeSocket) => void) {
     this.#socket = socket as Listened;
+    this.#reset = reset;
     this.#socket[TRANSPORT] = this;
     socket.setNoDelay?.(true);
     // Errors are listened for at once: an unheard 'error' event would crash
@@ -258,7 +267,8 @@ class NodeSocketTransport implements Transport {
   }
 
   destroy(): void {
-    this.#socket.destroy();
+    if (this.#reset === undefined) this.#socket.destroy();
+    else this.#reset(this.#socket);
   }
 
   onData(chunk: Uint8Array): void {

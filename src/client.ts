@@ -29,8 +29,10 @@ import {
   type ClientHandshake,
   clientHandshake,
   HandshakeError,
+  type ServerAgreement,
   verifyResponse,
 } from "./handshake.ts";
+import { dialHttp2 } from "./_client_http2.ts";
 import {
   acceptPerMessageDeflateResponse,
   checkPerMessageDeflateOptions,
@@ -106,6 +108,23 @@ export interface WebSocketStreamOptions<S extends boolean = false>
    * @default {{}}
    */
   tls?: WebSocketStreamTlsOptions;
+  /**
+   * Which HTTP the handshake goes over:
+   *
+   * - `"1.1"`: a connection of its own, upgraded (RFC 6455).
+   * - `"2"`: an extended CONNECT (RFC 8441) on a stream of an HTTP/2
+   *   connection to the origin, shared by every WebSocket to it from this
+   *   process (`wss:` over TLS with ALPN h2; `ws:` over cleartext HTTP/2
+   *   with prior knowledge). Fails if the server does not offer it.
+   * - `"auto"`: for `wss:`, HTTP/2 when the server offers WebSockets over
+   *   it, else HTTP/1.1 (on a connection of its own); for `ws:`, HTTP/1.1,
+   *   as a cleartext server cannot say it speaks HTTP/2.
+   *
+   * The shared connection is closed when its last WebSocket closes.
+   *
+   * @default {"1.1"}
+   */
+  httpVersion?: "1.1" | "2" | "auto";
 }
 
 // The parts of net.Socket and tls.TLSSocket used here besides the duplex's.
@@ -204,18 +223,72 @@ function exchangeHeads(
   });
 }
 
+// Checks the server's answer (RFC 6455 §4.1, RFC 8441 §5 with `http2`), and
+// RFC 7692 §7: that the response's parameters fit the deflate offer.
+function checkResponse(
+  response: { status: number; headers: Headers },
+  offer: ClientHandshake & { http2?: boolean },
+  perMessageDeflate: PerMessageDeflateOptions | null,
+): ServerAgreement {
+  const agreed = verifyResponse(response, offer);
+  const deflate = agreed.accepted.find((e) => e.name === PERMESSAGE_DEFLATE);
+  if (deflate !== undefined) {
+    acceptPerMessageDeflateResponse(
+      deflate,
+      perMessageDeflate ?? {},
+      response.status,
+    );
+  }
+  return agreed;
+}
+
+// Over HTTP/2; with `fallback`, over HTTP/1.1 when the server offers no
+// WebSockets over HTTP/2, within what is left of the same timeout.
+function dialEither(
+  handshake: ClientHandshake,
+  options: DialOptions,
+  fallback: boolean,
+): Dial {
+  const started = performance.now();
+  const first = dialHttp2(handshake, {
+    tls: options.tls,
+    timeout: options.timeout,
+    signal: options.signal,
+    fallback,
+    check: (response) =>
+      checkResponse(
+        response,
+        { ...handshake, http2: true },
+        options.perMessageDeflate,
+      ),
+  });
+  let current: Dial | null = null;
+  const result = first.result.then((opened) => {
+    if (opened !== null) return opened;
+    const spent = Math.ceil(performance.now() - started);
+    current = dial(handshake, {
+      ...options,
+      timeout: options.timeout === 0 ? 0 : Math.max(1, options.timeout - spent),
+    });
+    return current.result;
+  });
+  return {
+    result,
+    fail: (reason) => current?.fail(reason) ?? first.fail(reason),
+  };
+}
+
+interface DialOptions {
+  timeout: number;
+  tls: WebSocketStreamTlsOptions;
+  signal?: AbortSignal;
+  perMessageDeflate: PerMessageDeflateOptions | null;
+}
+
 // Connects, sends the handshake request and reads the response head. On
 // failure the socket is destroyed and every listener and timer removed; on
 // success the socket belongs to the duplex returned.
-function dial(
-  handshake: ClientHandshake,
-  options: {
-    timeout: number;
-    tls: WebSocketStreamTlsOptions;
-    signal?: AbortSignal;
-    perMessageDeflate: PerMessageDeflateOptions | null;
-  },
-): Dial {
+function dial(handshake: ClientHandshake, options: DialOptions): Dial {
   let socket: ClientSocket | null = null;
   let failure: unknown = NOT_FAILED;
   let done = false;
@@ -288,18 +361,7 @@ function dial(
         );
       }
       if (failure !== NOT_FAILED) throw failure;
-      const agreed = verifyResponse(head, handshake);
-      // RFC 7692 §7: the response's parameters must fit the offer.
-      const deflate = agreed.accepted.find((e) =>
-        e.name === PERMESSAGE_DEFLATE
-      );
-      if (deflate !== undefined) {
-        acceptPerMessageDeflateResponse(
-          deflate,
-          options.perMessageDeflate ?? {},
-          head.status,
-        );
-      }
+      const agreed = checkResponse(head, handshake, options.perMessageDeflate);
       done = true;
       // The duplex itself, not a copy: it carries the socket's transport.
       return Object.assign(duplex, {
@@ -433,8 +495,18 @@ export class WebSocketStream<S extends boolean = false>
       origin,
       handshakeTimeout = 10000,
       tls: tlsOptions = {},
+      httpVersion = "1.1",
       ...connectionOptions
     } = options;
+    if (
+      httpVersion !== "1.1" && httpVersion !== "2" && httpVersion !== "auto"
+    ) {
+      throw new TypeError(
+        `Cannot open WebSocket: httpVersion must be "1.1", "2" or "auto", got ${
+          String(httpVersion)
+        }`,
+      );
+    }
     const deflate = checkPerMessageDeflateOptions(
       connectionOptions.perMessageDeflate,
     );
@@ -456,12 +528,17 @@ export class WebSocketStream<S extends boolean = false>
       role: "client",
       url: handshake.url.href,
     });
-    this.#dial = dial(handshake, {
+    const dialOptions = {
       timeout,
       tls: tlsOptions,
       signal,
       perMessageDeflate: deflate,
-    });
+    };
+    const http2 = httpVersion === "2" ||
+      (httpVersion === "auto" && handshake.url.protocol === "wss:");
+    this.#dial = http2
+      ? dialEither(handshake, dialOptions, httpVersion === "auto")
+      : dial(handshake, dialOptions);
     start(this.#dial);
   }
 

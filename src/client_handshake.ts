@@ -200,6 +200,54 @@ export function clientHandshake(
   };
 }
 
+/**
+ * The HTTP/2 request headers of the same handshake as an extended CONNECT
+ * (RFC 8441 §5), for a connection whose server sent
+ * `SETTINGS_ENABLE_CONNECT_PROTOCOL`: `:method` CONNECT, `:protocol`
+ * websocket, `:scheme`, `:path` and `:authority`, then the handshake's
+ * headers without `Host`, `Upgrade`, `Connection` and the key. Check the
+ * answer with {@linkcode verifyResponse} and `http2: true`.
+ *
+ * @example The CONNECT for a chat server
+ * ```ts
+ * import { clientHandshake, extendedConnectHeaders } from "./handshake.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const headers = extendedConnectHeaders(
+ *   clientHandshake("wss://example.com/chat", { protocols: ["chat"] }),
+ * );
+ * assert.equal(headers[":method"], "CONNECT");
+ * assert.equal(headers[":protocol"], "websocket");
+ * assert.equal(headers[":scheme"], "https");
+ * assert.equal(headers[":authority"], "example.com");
+ * assert.equal(headers["sec-websocket-protocol"], "chat");
+ * assert.equal(headers["sec-websocket-key"], undefined);
+ * ```
+ */
+export function extendedConnectHeaders(
+  handshake: ClientHandshake,
+): Record<string, string> {
+  const { url, target } = handshake;
+  const headers: Record<string, string> = {
+    ":method": "CONNECT",
+    ":protocol": "websocket",
+    // §5: the scheme "MUST be "https" for "wss"-schemed WebSockets and
+    // "http" for "ws"-schemed WebSockets".
+    ":scheme": url.protocol === "wss:" ? "https" : "http",
+    ":path": target,
+    ":authority": url.host,
+  };
+  for (const [name, value] of handshake.headers) {
+    // §5: Connection and Upgrade "MUST NOT be included"; Host is conveyed
+    // as :authority; the key is not used.
+    if (
+      name !== "host" && name !== "upgrade" && name !== "connection" &&
+      name !== "sec-websocket-key"
+    ) headers[name] = value;
+  }
+  return headers;
+}
+
 function decodeUserinfo(text: string): string {
   try {
     return decodeURIComponent(text);
@@ -220,6 +268,14 @@ export interface HandshakeResponse {
 export interface ClientOffer {
   /** The `Sec-WebSocket-Key` sent. */
   key: string;
+  /**
+   * The request was an HTTP/2 extended CONNECT (RFC 8441, from
+   * {@linkcode extendedConnectHeaders}): success is a 2xx, with no
+   * `Upgrade`, `Connection` or `Sec-WebSocket-Accept` to check.
+   *
+   * @default {false}
+   */
+  http2?: boolean;
   /**
    * The subprotocols offered.
    *
@@ -275,14 +331,18 @@ export function verifyResponse(
   response: HandshakeResponse,
   offer: ClientOffer,
 ): ServerAgreement {
-  const status = response.status;
-  const fail = (code: HandshakeErrorCode, message: string): never => {
-    throw new HandshakeError(`Cannot open WebSocket: ${message}`, {
-      code,
-      status,
-    });
-  };
-  const headers = response.headers;
+  const { status, headers } = response;
+  const fail = failure(status);
+  if (offer.http2 === true) {
+    // RFC 8441 §5: its server answers 200, and as for any CONNECT, a 2xx
+    // opens the tunnel (RFC 9110 §9.3.6). Then on to step 5: the key's
+    // processing "has been superseded by the :protocol pseudo-header
+    // field", and HTTP/2 has no Upgrade or Connection.
+    if (status < 200 || status > 299) {
+      fail("unexpected_status", `the server answered ${status}, not 200`);
+    }
+    return agreement(response, offer);
+  }
   // Step 1: anything but 101 is handled "per HTTP [RFC2616] procedures".
   if (status !== 101) {
     fail("unexpected_status", `the server answered ${status}, not 101`);
@@ -309,6 +369,27 @@ export function verifyResponse(
   if (headers.get("sec-websocket-accept") !== acceptKeySync(offer.key)) {
     fail("invalid_accept", "Sec-WebSocket-Accept does not match the key");
   }
+  return agreement(response, offer);
+}
+
+function failure(
+  status: number,
+): (code: HandshakeErrorCode, message: string) => never {
+  return (code, message) => {
+    throw new HandshakeError(`Cannot open WebSocket: ${message}`, {
+      code,
+      status,
+    });
+  };
+}
+
+// Steps 5 and 6: the extensions and the subprotocol.
+function agreement(
+  response: HandshakeResponse,
+  offer: ClientOffer,
+): ServerAgreement {
+  const { status, headers } = response;
+  const fail = failure(status);
   // Step 5: "... indicates the use of an extension that was not present in
   // the client's handshake ..., the client MUST _Fail the WebSocket
   // Connection_."

@@ -9,7 +9,9 @@
  * these, not on the message text.
  *
  * On the server (in {@linkcode UpgradeRefused}): `method_not_allowed`
- * (405), `unsupported_version` (426), `forbidden_origin` (403), `refused`
+ * (405), `unsupported_version` (426; 400 over HTTP/2, which has no
+ * Upgrade), `unsupported_protocol` (501, an HTTP/2 extended CONNECT for a
+ * protocol other than websocket), `forbidden_origin` (403), `refused`
  * (the `accept` hook's status), `too_many_headers` and `head_too_large`
  * (431, from the `node:http` adapter), `handshake_timeout` (503, hooks that
  * took longer than the adapter's `handshakeTimeout`) and the rest 400. On the client (from
@@ -26,6 +28,8 @@ export type HandshakeErrorCode =
   | "invalid_key"
   | "invalid_version"
   | "unsupported_version"
+  | "invalid_connect"
+  | "unsupported_protocol"
   | "forbidden_origin"
   | "invalid_protocols"
   | "invalid_extensions"

@@ -1,7 +1,8 @@
 /**
- * The server's opening handshake (RFC 6455 §4.2): the checks of an upgrade
- * request, the origin policy, subprotocols and extensions, and the headers
- * of its 101 or its refusal. Pure functions over `Headers`, `Request` and
+ * The server's opening handshake (RFC 6455 §4.2, and RFC 8441 §5 over
+ * HTTP/2): the checks of an upgrade request or an extended CONNECT, the
+ * origin policy, subprotocols and extensions, and the headers of its 101
+ * (200 over HTTP/2) or its refusal. Pure functions over `Headers`, `Request` and
  * `Response`, with no I/O, so that every adapter shares them.
  *
  * @module
@@ -15,7 +16,11 @@ import { type ExtensionOffer, parseExtensions } from "./extensions.ts";
 /**
  * The parts of a request the server's handshake reads. A `Request` is one;
  * an adapter over `node:http` or a raw socket builds one, with
- * `httpVersion` from the request line.
+ * `httpVersion` from the request line. An adapter over `node:http2` gives
+ * `httpVersion` "2.0", the method CONNECT, the `:protocol` pseudo-header as
+ * `protocol`, and a `url` made of `:scheme`, `:authority` and `:path`
+ * (none when one is missing): a CONNECT over HTTP/2 is RFC 8441's
+ * handshake.
  */
 export interface UpgradeRequest {
   /** The request method. */
@@ -24,8 +29,13 @@ export interface UpgradeRequest {
   readonly headers: Headers;
   /** The request URL; its host stands in for a missing `Host` header. */
   readonly url?: string;
-  /** The HTTP version ("1.1"), where known; HTTP/1.0 is refused. */
+  /**
+   * The HTTP version ("1.1", "2.0"), where known; HTTP/1.0 is refused, and
+   * a CONNECT over 2 or later is an extended CONNECT (RFC 8441).
+   */
   readonly httpVersion?: string;
+  /** The `:protocol` pseudo-header of an HTTP/2 extended CONNECT. */
+  readonly protocol?: string;
 }
 
 /**
@@ -118,21 +128,27 @@ export interface AcceptUpgradeOptions<
   ) => boolean | Response | Promise<boolean | Response>;
 }
 
-/** The server accepts: send a 101 with `headers`, then speak WebSocket. */
+/**
+ * The server accepts: send `status` (a 101, or a 200 over HTTP/2) with
+ * `headers`, then speak WebSocket.
+ */
 export interface UpgradeAccepted<
   A extends ExtensionAgreement = ExtensionAgreement,
 > {
   /** Always true: the handshake was accepted. */
   ok: true;
-  /** 101 Switching Protocols. */
-  status: 101;
   /**
-   * The 101's headers: `Upgrade`, `Connection`, `Sec-WebSocket-Accept`,
-   * and `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` when
-   * agreed.
+   * 101 Switching Protocols; over HTTP/2, 200 (RFC 8441 §5: the CONNECT
+   * succeeded, and the stream is the WebSocket's).
+   */
+  status: 101 | 200;
+  /**
+   * The response's headers: `Upgrade`, `Connection`,
+   * `Sec-WebSocket-Accept` (none of them over HTTP/2), and
+   * `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` when agreed.
    */
   headers: Headers;
-  /** The client's `Sec-WebSocket-Key`. */
+  /** The client's `Sec-WebSocket-Key`; "" over HTTP/2, which has none. */
   key: string;
   /** The chosen subprotocol, or "" for none. */
   protocol: string;
@@ -175,28 +191,35 @@ function refuse(
   throw new HandshakeError(`Cannot upgrade: ${message}`, { code, status });
 }
 
-// "1.1", "2", "2.0" → whether at least 1.1; malformed → null.
-function atLeastHttp11(version: string): boolean | null {
+// "1.1", "2", "2.0" → major * 1000 + minor; malformed → -1.
+function versionNumber(version: string): number {
   let i = 0;
   let major = 0;
   let minor = 0;
   const length = version.length;
-  if (length === 0 || length > 8) return null;
+  if (length === 0 || length > 8) return -1;
   for (; i < length && version.charCodeAt(i) !== 0x2e; i++) {
     const digit = version.charCodeAt(i) - 0x30;
-    if (digit < 0 || digit > 9) return null;
+    if (digit < 0 || digit > 9) return -1;
     major = major * 10 + digit;
   }
-  if (i === 0) return null;
+  if (i === 0) return -1;
   if (i < length) {
-    if (++i === length) return null;
+    if (++i === length) return -1;
     for (; i < length; i++) {
       const digit = version.charCodeAt(i) - 0x30;
-      if (digit < 0 || digit > 9) return null;
+      if (digit < 0 || digit > 9) return -1;
       minor = minor * 10 + digit;
     }
   }
-  return major > 1 || (major === 1 && minor >= 1);
+  return major * 1000 + minor;
+}
+
+// Whether the request is a CONNECT over HTTP/2 or later: the handshake is
+// then an extended CONNECT (RFC 8441) instead of an upgrade.
+function isExtendedConnect(request: UpgradeRequest): boolean {
+  return request.method === "CONNECT" && request.httpVersion !== undefined &&
+    versionNumber(request.httpVersion) >= 2000;
 }
 
 const BASE64 = new Uint8Array(128);
@@ -353,7 +376,12 @@ function chooseProtocol<R extends UpgradeRequest>(
 
 // Checks the request, in the order a client can best act on: what makes it
 // no WebSocket handshake at all, then the version, then the origin.
+// Returns the key ("" for an extended CONNECT).
 function check(request: UpgradeRequest): string {
+  if (isExtendedConnect(request)) {
+    checkConnect(request);
+    return "";
+  }
   // §4.2.1 item 1: "An HTTP/1.1 or higher GET request". Any other method
   // is 405, which MUST name the allowed ones (RFC 9110 §15.5.6).
   if (request.method !== "GET") {
@@ -361,7 +389,7 @@ function check(request: UpgradeRequest): string {
   }
   if (
     request.httpVersion !== undefined &&
-    atLeastHttp11(request.httpVersion) !== true
+    versionNumber(request.httpVersion) < 1001
   ) {
     refuse("invalid_http_version", 400, "HTTP/1.1 or later is required");
   }
@@ -399,6 +427,11 @@ function check(request: UpgradeRequest): string {
   // instead send an appropriate HTTP error code (such as 426 Upgrade
   // Required) and a |Sec-WebSocket-Version| header field indicating the
   // version(s) the server is capable of understanding."
+  checkVersion(request, 426);
+  return key;
+}
+
+function checkVersion(request: UpgradeRequest, status: number): void {
   const version = request.headers.get("sec-websocket-version");
   if (version !== VERSION) {
     // §11.3.5: it "MUST NOT appear more than once in an HTTP request".
@@ -409,9 +442,52 @@ function check(request: UpgradeRequest): string {
         "Sec-WebSocket-Version must appear once",
       );
     }
-    refuse("unsupported_version", 426, "Sec-WebSocket-Version must be 13");
+    refuse("unsupported_version", status, "Sec-WebSocket-Version must be 13");
   }
-  return key;
+}
+
+// RFC 8441: the handshake over HTTP/2 is a CONNECT whose `:protocol` is
+// websocket. There is no key (§5: the Sec-WebSocket-Key processing "has
+// been superseded by the :protocol pseudo-header field"), and no Upgrade or
+// Connection (HTTP/2 forbids them; its own stack refuses a request with
+// them).
+function checkConnect(request: UpgradeRequest): void {
+  // A CONNECT without :protocol asks for a tunnel to another host (RFC 9113
+  // §8.5): this is no proxy.
+  const protocol = request.protocol;
+  if (protocol === undefined) {
+    refuse(
+      "invalid_connect",
+      400,
+      "a CONNECT without :protocol is not a WebSocket handshake",
+    );
+  }
+  // §5: ":protocol ... MUST have a value of websocket". RFC 9220 §3 (the
+  // same rule over HTTP/3): an unknown or unsupported one "SHOULD" get 501.
+  if (!equalsIgnoreCase(protocol, "websocket")) {
+    refuse(
+      "unsupported_protocol",
+      501,
+      `:protocol must be websocket, got ${protocol.slice(0, 64)}`,
+    );
+  }
+  // §4: "the :scheme and :path pseudo-header fields ... MUST also be
+  // included"; :authority is "required on every HTTP/2 transaction" (§5).
+  const url = request.url === undefined ? null : parseUrl(request.url);
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    refuse(
+      "invalid_connect",
+      400,
+      "the :scheme (http or https), :authority and :path pseudo-headers are required",
+    );
+  }
+  if (hostOf(request) === null) {
+    refuse("missing_host", 400, "the :authority is missing or invalid");
+  }
+  // §5: Sec-WebSocket-Version is "used in the CONNECT request ... as
+  // defined in [RFC6455]". A 426 must carry an Upgrade (RFC 9110 §15.5.22),
+  // which HTTP/2 forbids: a 400 says the same, with the version wanted.
+  checkVersion(request, 400);
 }
 
 function refusalHeaders(code: HandshakeErrorCode): Headers {
@@ -524,8 +600,11 @@ export async function acceptUpgrade<
     }
   }
 
-  // §4.2.2 step 5: "a valid HTTP response indicating the following ..."
-  const headers = new Headers({
+  // §4.2.2 step 5: "a valid HTTP response indicating the following ...";
+  // over HTTP/2, a 200 (RFC 8441 §5's example), without Upgrade, Connection
+  // or Sec-WebSocket-Accept.
+  const http2 = key === "";
+  const headers = http2 ? new Headers() : new Headers({
     upgrade: "websocket",
     connection: "Upgrade",
     "sec-websocket-accept": acceptKeySync(key),
@@ -534,7 +613,7 @@ export async function acceptUpgrade<
   if (extensions !== "") headers.set("sec-websocket-extensions", extensions);
   return {
     ok: true,
-    status: 101,
+    status: http2 ? 200 : 101,
     headers,
     key,
     protocol,

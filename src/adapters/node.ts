@@ -33,14 +33,8 @@
  * @module
  */
 
-import {
-  DEFAULT_MAX_HEAD_SIZE,
-  DEFAULT_MAX_HEADERS,
-  formatResponseHead,
-  type HeadLimits,
-} from "../_http.ts";
+import { formatResponseHead, type HeadLimits } from "../_http.ts";
 import { type NodeSocket, nodeSocketDuplex } from "../_node_socket.ts";
-import { checkTime } from "../_options.ts";
 import {
   DEFAULT_CLOSE_TIMEOUT,
   type HandshakeResult,
@@ -48,18 +42,21 @@ import {
   type WebSocketConnectionOptions,
 } from "../connection.ts";
 import {
-  acceptUpgrade,
   type AcceptUpgradeOptions,
   HandshakeError,
   refusalResponse,
   type UpgradeRefused,
   type UpgradeRequest,
-  type UpgradeResult,
 } from "../handshake.ts";
 import {
-  checkPerMessageDeflateOptions,
-  perMessageDeflateExtension,
-} from "../permessage_deflate.ts";
+  checkHead,
+  closedDuringHandshake,
+  decide,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  type HandshakeOptions,
+  handshakeOptions,
+  ignoreError,
+} from "./_handshake.ts";
 
 /** The parts of a `node:http` `IncomingMessage` this adapter reads. */
 export interface NodeRequest {
@@ -92,27 +89,7 @@ export interface NodeUpgradeOptions<S extends boolean = false>
 }
 
 /** The default of {@linkcode NodeUpgradeOptions.handshakeTimeout}. */
-export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
-
-// The hooks' decision, or a refusal once `timeout` ms (0: never) have passed.
-function withTimeout(
-  decision: Promise<UpgradeResult>,
-  timeout: number,
-): Promise<UpgradeResult> {
-  if (timeout === 0) return decision;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<UpgradeResult>((resolve) => {
-    timer = setTimeout(() =>
-      resolve({
-        ok: false,
-        code: "handshake_timeout",
-        status: 503,
-        reason: `Cannot upgrade: the handshake took more than ${timeout} ms`,
-        headers: new Headers(),
-      }), timeout);
-  });
-  return Promise.race([decision, late]).finally(() => clearTimeout(timer));
-}
+export { DEFAULT_HANDSHAKE_TIMEOUT };
 
 /**
  * Answers a `node:http` server's `'upgrade'` event: checks the handshake
@@ -165,7 +142,7 @@ export function upgrade<S extends boolean = false>(
 ): WebSocketConnection<S> {
   const headers = new Headers();
   const raw = request.rawHeaders;
-  const tooLarge = checkHead(request, options);
+  const tooLarge = checkHead(request.method, request.url, raw, options);
   try {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       headers.append(raw[i], raw[i + 1]);
@@ -183,30 +160,16 @@ export function upgrade<S extends boolean = false>(
     url,
     httpVersion: request.httpVersion,
   };
-  // permessage-deflate (RFC 7692) is negotiated by an extensions hook.
-  const deflate = checkPerMessageDeflateOptions(options.perMessageDeflate);
-  if (deflate !== null && options.extensions !== undefined) {
-    throw new TypeError(
-      "Cannot upgrade: perMessageDeflate and an extensions hook cannot both be given",
-    );
-  }
-  if (options.handshakeTimeout !== undefined) {
-    checkTime("handshakeTimeout", options.handshakeTimeout);
-  }
-  // node:http removes its own 'error' listener before it emits 'upgrade',
-  // and an 'error' no one listens to crashes the process: a peer that
-  // resets the connection while the handshake is refused, or while an
-  // async hook runs, must not. (Nothing above waits: no event can come
-  // first.) This listener stays until the transport takes the socket over
-  // with its own.
+  const handshakeOpts = handshakeOptions(options);
+  // node:http removes its own 'error' listener before it emits 'upgrade':
+  // this one stays until the transport takes the socket over with its own.
+  // (Nothing above waits: no event can come first.)
   socket.on("error", ignoreError);
   const transport = handshake(
     upgradeRequest,
     socket,
     head,
-    deflate === null
-      ? options
-      : { ...options, extensions: perMessageDeflateExtension(deflate) },
+    handshakeOpts,
     tooLarge,
   );
   return new WebSocketConnection(transport, {
@@ -216,27 +179,14 @@ export function upgrade<S extends boolean = false>(
   });
 }
 
-function ignoreError(): void {
-  // The socket is destroyed by then; the handshake finds it so.
-}
-
 async function handshake(
   request: UpgradeRequest,
   socket: NodeSocket,
   head: Uint8Array,
-  options: AcceptUpgradeOptions<UpgradeRequest> & {
-    handshakeTimeout?: number;
-    closeTimeout?: number;
-  },
+  options: HandshakeOptions & { closeTimeout?: number },
   refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
-  // Only the hooks can make the decision wait: without them, no timer.
-  const timeout = options.accept === undefined &&
-      options.extensions === undefined
-    ? 0
-    : options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-  const result = refused ??
-    await withTimeout(acceptUpgrade(request, options), timeout);
+  const result = await decide(request, options, refused);
   if (!result.ok) return refuse(socket, result, options.closeTimeout);
   if (socket.destroyed) throw closedDuringHandshake();
   const duplex = nodeSocketDuplex(socket);
@@ -277,50 +227,4 @@ async function refuse(
     `Refused the WebSocket handshake: ${refused.reason}`,
     { code: refused.code, status: response.status },
   );
-}
-
-function closedDuringHandshake(): HandshakeError {
-  return new HandshakeError("The socket closed during the handshake", {
-    code: "refused",
-    status: 0,
-  });
-}
-
-// node:http limits the head too (maxHeaderSize, 16 KiB by default on Node,
-// Deno and Bun), but not the header count everywhere: Deno hands on up to
-// 1000 headers, and a server may raise maxHeaderSize. A request over this
-// adapter's own limits is refused with 431.
-function checkHead(
-  request: NodeRequest,
-  limits: HeadLimits,
-): UpgradeRefused | null {
-  const maxHeadSize = limits.maxHeadSize ?? DEFAULT_MAX_HEAD_SIZE;
-  const maxHeaders = limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
-  const raw = request.rawHeaders;
-  const refuse = (
-    code: "too_many_headers" | "head_too_large",
-    reason: string,
-  ): UpgradeRefused => ({
-    ok: false,
-    code,
-    status: 431,
-    reason,
-    headers: new Headers(),
-  });
-  if (raw.length / 2 > maxHeaders) {
-    return refuse(
-      "too_many_headers",
-      `Cannot upgrade: more than ${maxHeaders} header lines`,
-    );
-  }
-  // The request line, and "name: value\r\n" for each header.
-  let size = (request.method?.length ?? 3) + (request.url?.length ?? 1) + 12;
-  for (let i = 0; i < raw.length; i++) size += raw[i].length + 2;
-  if (size > maxHeadSize) {
-    return refuse(
-      "head_too_large",
-      `Cannot upgrade: the request head is larger than ${maxHeadSize} bytes`,
-    );
-  }
-  return null;
 }

@@ -1,0 +1,283 @@
+// The client's HTTP/2 path (RFC 8441): one HTTP/2 session per origin, shared
+// by every WebSocket to it, each an extended CONNECT on a stream of its own.
+
+import http2 from "node:http2";
+import { nodeSocketDuplex } from "./_node_socket.ts";
+import type { NodeHttp2Stream } from "./adapters/node_http2.ts";
+import type { HandshakeResult } from "./connection.ts";
+import { WebSocketError } from "./errors.ts";
+import { type ClientHandshake, extendedConnectHeaders } from "./handshake.ts";
+
+/** TLS settings a session is made with, as `WebSocketStream` takes them. */
+export interface SessionTls {
+  ca?: string | Uint8Array;
+  rejectUnauthorized?: boolean;
+}
+
+// RFC 9113 §7: CANCEL. RFC 8441 §5: a reset is "the RST_STREAM frame ...
+// with the CANCEL error code".
+const CANCEL = 8;
+
+// The parts of a ClientHttp2Session used here.
+interface Session {
+  request(
+    headers: Record<string, string>,
+    options?: { endStream?: boolean },
+  ): ClientStream;
+  close(): void;
+  destroy(): void;
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  readonly remoteSettings?: { enableConnectProtocol?: boolean };
+  // deno-lint-ignore no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // deno-lint-ignore no-explicit-any
+  once(event: string, listener: (...args: any[]) => void): unknown;
+  // deno-lint-ignore no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+interface ClientStream extends NodeHttp2Stream {
+  // deno-lint-ignore no-explicit-any
+  once(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+// A session, and whether its server offers the extended CONNECT: settled
+// once its first SETTINGS arrive (RFC 8441 §3: a client MAY use it "upon
+// receipt of SETTINGS_ENABLE_CONNECT_PROTOCOL with a value of 1").
+interface Pooled {
+  session: Session;
+  offers: Promise<boolean>;
+  // The WebSockets on it, and those opening: at none, it is closed.
+  users: number;
+}
+
+// One session per origin and TLS settings while a WebSocket uses it.
+const pool = new Map<string, Pooled>();
+
+function poolKey(url: URL, tls: SessionTls): string {
+  const ca = tls.ca instanceof Uint8Array
+    ? new TextDecoder().decode(tls.ca)
+    : tls.ca ?? "";
+  return `${url.protocol}//${url.host} ${tls.rejectUnauthorized ?? true} ${ca}`;
+}
+
+function connectSession(url: URL, tls: SessionTls, key: string): Pooled {
+  const secure = url.protocol === "wss:";
+  const authority = `${secure ? "https" : "http"}://${url.host}`;
+  const host = url.hostname.startsWith("[")
+    ? url.hostname.slice(1, -1)
+    : url.hostname;
+  const ca = tls.ca instanceof Uint8Array
+    ? new TextDecoder().decode(tls.ca)
+    : tls.ca;
+  const session = http2.connect(
+    authority,
+    secure
+      ? {
+        ca,
+        rejectUnauthorized: tls.rejectUnauthorized ?? true,
+        // RFC 6066 §3: SNI carries host names only, never an address.
+        servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      }
+      : {},
+  ) as unknown as Session;
+  const forget = () => {
+    if (pool.get(key)?.session === session) pool.delete(key);
+  };
+  const offers = new Promise<boolean>((resolve, reject) => {
+    session.once("remoteSettings", (settings) => {
+      resolve(settings?.enableConnectProtocol === true);
+    });
+    session.once("error", reject);
+    session.once("close", () => reject(new Error("The session closed")));
+  });
+  // An 'error' no one listens to would crash the process: the streams on
+  // the session fail with it.
+  session.on("error", forget);
+  session.on("close", forget);
+  session.on("goaway", forget);
+  offers.catch(() => {});
+  const pooled: Pooled = { session, offers, users: 0 };
+  pool.set(key, pooled);
+  return pooled;
+}
+
+function release(key: string, pooled: Pooled): void {
+  if (--pooled.users > 0) return;
+  if (pool.get(key) === pooled) pool.delete(key);
+  if (!pooled.session.closed) pooled.session.close();
+}
+
+/** An HTTP/2 attempt, as `WebSocketStream` drives it. */
+export interface Http2Dial {
+  /**
+   * Resolves with the connection's transport, once the server said 2xx;
+   * with `fallback`, null if the server speaks no HTTP/2 or does not offer
+   * WebSockets over it.
+   */
+  result: Promise<HandshakeResult | null>;
+  /** Drops the attempt, unless it has succeeded. */
+  fail(reason: unknown): boolean;
+}
+
+/** What the client checks the response with. */
+export type CheckResponse = (
+  response: { status: number; headers: Headers },
+) => { protocol: string; extensions: string };
+
+function openError(
+  message: string,
+  cause?: unknown,
+  code: "connection_lost" | "connect_failed" | "handshake_timeout" =
+    "connection_lost",
+): WebSocketError {
+  return new WebSocketError(`Cannot open WebSocket: ${message}`, {
+    code,
+    cause,
+  });
+}
+
+/**
+ * Opens a WebSocket as an extended CONNECT on a stream of the origin's
+ * session, made if there is none. Fails if the server does not offer it
+ * (RFC 8441 §3: no SETTINGS_ENABLE_CONNECT_PROTOCOL) or the session cannot
+ * connect (or with `fallback`, resolves null then), if it answers other
+ * than 2xx, or if `check` throws.
+ */
+export function dialHttp2(
+  handshake: ClientHandshake,
+  options: {
+    tls: SessionTls;
+    timeout: number;
+    signal?: AbortSignal;
+    check: CheckResponse;
+    fallback?: boolean;
+  },
+): Http2Dial {
+  const url = handshake.url;
+  const address = url.host;
+  const key = poolKey(url, options.tls);
+  const pooled = pool.get(key) ?? connectSession(url, options.tls, key);
+  pooled.users++;
+  let stream: ClientStream | null = null;
+  let settle:
+    | ((error: unknown, result?: HandshakeResult | null) => void)
+    | null = null;
+  const result = new Promise<HandshakeResult | null>((resolve, reject) => {
+    const signal = options.signal;
+    const onAbort = () => fail(signal!.reason);
+    const timer = options.timeout > 0
+      ? setTimeout(() => {
+        fail(
+          openError(
+            `no handshake response from ${address} within ${options.timeout} ms`,
+            undefined,
+            "handshake_timeout",
+          ),
+        );
+      }, options.timeout)
+      : undefined;
+    signal?.addEventListener("abort", onAbort);
+    settle = (error, result) => {
+      settle = null;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (result === undefined || result === null) {
+        if (stream !== null && !stream.destroyed) stream.close(CANCEL);
+        release(key, pooled);
+        if (result === null) resolve(null);
+        else reject(error);
+      } else {
+        // The session is released once the WebSocket's stream closes.
+        stream!.once("close", () => release(key, pooled));
+        resolve(result);
+      }
+    };
+    if (signal?.aborted) return fail(signal.reason);
+    pooled.offers.then(open, (error) => {
+      if (options.fallback) return settle?.(null, null);
+      fail(
+        openError(
+          `cannot connect to ${address} over HTTP/2: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          error,
+          "connect_failed",
+        ),
+      );
+    });
+  });
+  const fail = (reason: unknown): boolean => {
+    if (settle === null) return false;
+    settle(reason);
+    return true;
+  };
+
+  function open(offered: boolean): void {
+    if (settle === null) return;
+    if (!offered) {
+      if (options.fallback) return settle(null, null);
+      fail(
+        openError(
+          `${address} does not offer WebSockets over HTTP/2 (no SETTINGS_ENABLE_CONNECT_PROTOCOL)`,
+          undefined,
+          "connect_failed",
+        ),
+      );
+      return;
+    }
+    let current: ClientStream;
+    try {
+      current = pooled.session.request(extendedConnectHeaders(handshake), {
+        endStream: false,
+      });
+    } catch (error) {
+      fail(openError(`cannot open a stream to ${address}`, error));
+      return;
+    }
+    stream = current;
+    // An 'error' no one listens to crashes the process; the 'close' after
+    // it fails the attempt.
+    current.on("error", ignore);
+    current.once("close", () => {
+      fail(openError(`${address} reset the stream during the handshake`));
+    });
+    current.once("response", (fields: Record<string, unknown>) => {
+      if (settle === null) return;
+      const headers = new Headers();
+      for (const name of Object.keys(fields)) {
+        const value = fields[name];
+        if (name.startsWith(":") || value === undefined) continue;
+        for (const each of Array.isArray(value) ? value : [value]) {
+          headers.append(name, String(each));
+        }
+      }
+      let agreed;
+      try {
+        agreed = options.check({ status: Number(fields[":status"]), headers });
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      const duplex = nodeSocketDuplex(current, reset);
+      current.off("error", ignore);
+      settle(
+        null,
+        Object.assign(duplex, {
+          protocol: agreed.protocol,
+          extensions: agreed.extensions,
+          head: new Uint8Array(0),
+        }),
+      );
+    });
+  }
+
+  return { result, fail };
+}
+
+function reset(stream: NodeHttp2Stream): void {
+  if (!stream.destroyed) stream.close(CANCEL);
+}
+
+function ignore(): void {}
