@@ -1,7 +1,9 @@
 /**
  * A WebSocket server in one call, with limits safe for the open internet,
- * on Node, Deno and Bun alike: a `node:http` server whose `'upgrade'`
- * event runs {@linkcode upgrade}, so the full codec runs on all three.
+ * on Node, Deno and Bun alike: a `node:http` (or `node:https`) server whose
+ * `'upgrade'` event runs {@linkcode upgrade}, and with `http2`, a
+ * `node:http2` server that also takes WebSockets over HTTP/2 (RFC 8441,
+ * {@linkcode upgradeStream}), so the full codec runs on all three.
  *
  * @example An echo server
  * ```ts
@@ -27,12 +29,22 @@
  */
 
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import {
+  createSecureServer as createHttp2SecureServer,
+  createServer as createHttp2Server,
+} from "node:http2";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   type NodeRequest,
   type NodeUpgradeOptions,
   upgrade,
 } from "./adapters/node.ts";
+import {
+  type NodeHttp2Headers,
+  type NodeHttp2Stream,
+  upgradeStream,
+} from "./adapters/node_http2.ts";
 import type { NodeSocket } from "./_node_socket.ts";
 import { goAway, type WebSocketConnection } from "./connection.ts";
 import { checkTime } from "./_options.ts";
@@ -82,6 +94,39 @@ export interface ServeOptions<S extends boolean = false>
    * @default {10000}
    */
   handshakeTimeout?: number;
+  /**
+   * A certificate and its private key, PEM: the server speaks TLS, and its
+   * URL is `wss:`.
+   *
+   * @default {undefined} (cleartext)
+   */
+  tls?: ServeTlsOptions;
+  /**
+   * Takes WebSockets over HTTP/2 as well (RFC 8441): the server is a
+   * `node:http2` one that advertises `SETTINGS_ENABLE_CONNECT_PROTOCOL`, so
+   * a browser that loaded a page from it opens its WebSockets as streams
+   * of the same connection. With `tls`, HTTP/1.1 is still served on the
+   * same port (ALPN chooses), unless `allowHTTP1` is false; without `tls`,
+   * it speaks cleartext HTTP/2 only, to clients that know it does (prior
+   * knowledge), as browsers do not.
+   *
+   * @default {false}
+   */
+  http2?: boolean;
+  /**
+   * With `http2` and `tls`: whether HTTP/1.1 clients are served too.
+   *
+   * @default {true}
+   */
+  allowHTTP1?: boolean;
+}
+
+/** The certificate a {@linkcode serve}d server presents. */
+export interface ServeTlsOptions {
+  /** The certificate chain, PEM. */
+  cert: string | Uint8Array;
+  /** Its private key, PEM. */
+  key: string | Uint8Array;
 }
 
 /** Where a {@linkcode serve}d server listens. */
@@ -90,7 +135,7 @@ export interface ServeAddress {
   hostname: string;
   /** The port it listens on. */
   port: number;
-  /** `ws://hostname:port/`. */
+  /** `ws://hostname:port/`, or `wss:` with `tls`. */
   url: string;
 }
 
@@ -116,7 +161,7 @@ export interface NodeHttpServer {
 
 /** A server made by {@linkcode serve}. */
 export interface WebSocketServer {
-  /** The `node:http` server underneath, for its events. */
+  /** The `node:http`, `node:https` or `node:http2` server underneath. */
   readonly server: NodeHttpServer;
   /** Resolves once the server listens; rejects if it cannot (a port in use). */
   readonly listening: Promise<ServeAddress>;
@@ -184,6 +229,9 @@ export function serve<
     hostname = "127.0.0.1",
     reusePort = false,
     request: onRequest,
+    tls,
+    http2 = false,
+    allowHTTP1 = true,
     ...upgradeOptions
   } = options;
   const handshakeTimeout = checkTime(
@@ -193,31 +241,61 @@ export function serve<
   if (!("heartbeat" in upgradeOptions)) {
     upgradeOptions.heartbeat = DEFAULT_HEARTBEAT;
   }
-  const server = createServer(
-    handshakeTimeout === 0 ? {} : {
-      // node:http's own bound on the request head, checked every second
-      // rather than every 30 (its default), so that it holds to the second.
-      headersTimeout: handshakeTimeout,
-      requestTimeout: Math.max(handshakeTimeout, 300_000),
-      connectionsCheckingInterval: Math.min(1000, handshakeTimeout),
-    },
+  const server = makeServer(
+    tls,
+    http2,
+    allowHTTP1,
+    handshakeTimeout,
     onRequest ?? upgradeRequired,
   );
   const connections = new Set<WebSocketConnection<S>>();
   let closing = false;
+  const opened = (ws: WebSocketConnection<S>, request: R) => {
+    connections.add(ws);
+    const forget = () => connections.delete(ws);
+    ws.closed.then(forget, forget);
+    // A handshake that was under way when close() began.
+    if (closing) goAway(ws);
+    const handled = handler(ws, request);
+    if (handled instanceof Promise) handled.catch(() => {});
+  };
   server.on(
     "upgrade",
     (request: R, socket: NodeSocket, head: Uint8Array) => {
-      const ws = upgrade(request, socket, head, upgradeOptions);
-      connections.add(ws);
-      const forget = () => connections.delete(ws);
-      ws.closed.then(forget, forget);
-      // A handshake that was under way when close() began.
-      if (closing) goAway(ws);
-      const handled = handler(ws, request);
-      if (handled instanceof Promise) handled.catch(() => {});
+      opened(upgrade(request, socket, head, upgradeOptions), request);
     },
   );
+  // Sockets, for close(): an HTTP/2 server has no closeAllConnections().
+  const sockets = new Set<NodeSocket>();
+  if (http2) {
+    // node:http2's request API hands every CONNECT to 'connect' (and
+    // answers it with 405 when no one listens): over HTTP/2, the stream
+    // is a WebSocket's; over HTTP/1.1 (allowHTTP1), a proxy's request.
+    server.on("connect", (request: R & Http2Request, second: unknown) => {
+      if (request.stream === undefined) {
+        (second as NodeSocket).destroy();
+        return;
+      }
+      opened(
+        upgradeStream(request.stream, request.headers, upgradeOptions),
+        request,
+      );
+    });
+    server.on("connection", (socket: NodeSocket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    });
+    if (handshakeTimeout > 0) {
+      // A connection must open a stream within handshakeTimeout: an idle
+      // one is not held.
+      server.on("session", (session: Http2Session) => {
+        const timer = setTimeout(() => session.destroy(), handshakeTimeout);
+        const clear = () => clearTimeout(timer);
+        session.once("stream", clear);
+        session.once("close", clear);
+      });
+    }
+  }
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
     server.listen({ port, host: hostname, reusePort }, () => {
@@ -231,7 +309,7 @@ export function serve<
       resolve({
         hostname,
         port: address.port,
-        url: `ws://${host}:${address.port}/`,
+        url: `${tls ? "wss" : "ws"}://${host}:${address.port}/`,
       });
     });
   });
@@ -253,10 +331,90 @@ export function serve<
         );
       }
       // Keep-alive sockets, and handshakes still arriving.
-      server.closeAllConnections();
+      if (server.closeAllConnections !== undefined) {
+        server.closeAllConnections();
+      } else {
+        for (const socket of sockets) socket.destroy();
+      }
       await stopped;
     },
   };
+}
+
+// The parts of node:http2's request object (its compatibility API) used here.
+interface Http2Request {
+  readonly stream?: NodeHttp2Stream;
+  readonly headers: NodeHttp2Headers;
+}
+
+interface Http2Session {
+  destroy(): void;
+  once(event: string, listener: () => void): unknown;
+}
+
+// The parts of the server used here, whichever module made it.
+interface Server {
+  address(): unknown;
+  // deno-lint-ignore no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // deno-lint-ignore no-explicit-any
+  once(event: string, listener: (...args: any[]) => void): unknown;
+  // deno-lint-ignore no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  listen(
+    options: { port: number; host: string; reusePort: boolean },
+    listening: () => void,
+  ): unknown;
+  close(callback: () => void): unknown;
+  closeAllConnections?(): void;
+}
+
+function makeServer(
+  tls: ServeTlsOptions | undefined,
+  http2: boolean,
+  allowHTTP1: boolean,
+  handshakeTimeout: number,
+  onRequest: (request: NodeRequest, response: NodeResponse) => void,
+): Server {
+  // node:http's own bound on the request head, checked every second rather
+  // than every 30 (its default), so that it holds to the second.
+  const timeouts = handshakeTimeout === 0 ? {} : {
+    headersTimeout: handshakeTimeout,
+    requestTimeout: Math.max(handshakeTimeout, 300_000),
+    connectionsCheckingInterval: Math.min(1000, handshakeTimeout),
+  };
+  // The TLS handshake's own bound (node:tls's default is 120 s).
+  const secure = tls === undefined ? undefined : {
+    cert: pem(tls.cert),
+    key: pem(tls.key),
+    ...(handshakeTimeout === 0 ? {} : { handshakeTimeout }),
+  };
+  // RFC 8441 §3: the server says it takes extended CONNECTs.
+  const settings = { enableConnectProtocol: true };
+  // The casts: @types/node types each server's listeners its own way.
+  if (http2 && secure !== undefined) {
+    return createHttp2SecureServer(
+      { ...secure, allowHTTP1, settings },
+      onRequest as never,
+    ) as unknown as Server;
+  }
+  if (http2) {
+    return createHttp2Server(
+      { settings },
+      onRequest as never,
+    ) as unknown as Server;
+  }
+  if (secure !== undefined) {
+    return createHttpsServer(
+      { ...secure, ...timeouts },
+      onRequest as never,
+    ) as unknown as Server;
+  }
+  return createServer(timeouts, onRequest as never) as unknown as Server;
+}
+
+function pem(text: string | Uint8Array): string {
+  return typeof text === "string" ? text : new TextDecoder().decode(text);
 }
 
 function upgradeRequired(_request: NodeRequest, response: NodeResponse): void {
