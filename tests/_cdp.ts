@@ -64,14 +64,16 @@ async function devToolsUrl(
 }
 
 /**
- * Starts headless Chromium under DevTools control. Everything is closed
- * when the scope closes.
+ * Starts headless Chromium under DevTools control; with `tls`, it accepts
+ * our self-signed certificate. Everything is closed when the scope closes.
  */
 export async function launchBrowser(
   scope: Scope,
   executable: string,
+  { tls = false }: { tls?: boolean } = {},
 ): Promise<Browser> {
   const browser = launchChromium(scope, executable, "about:blank", {
+    tls,
     args: [
       "--remote-debugging-port=0",
       // Pages in the background would have their timers slowed down.
