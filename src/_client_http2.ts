@@ -2,8 +2,7 @@
 // by every WebSocket to it, each an extended CONNECT on a stream of its own.
 
 import http2 from "node:http2";
-import { nodeSocketDuplex } from "./_node_socket.ts";
-import type { NodeHttp2Stream } from "./adapters/node_http2.ts";
+import { CANCEL, http2Duplex, type Http2StreamLike } from "./_http2_stream.ts";
 import type { HandshakeResult } from "./connection.ts";
 import { WebSocketError } from "./errors.ts";
 import { type ClientHandshake, extendedConnectHeaders } from "./handshake.ts";
@@ -13,10 +12,6 @@ export interface SessionTls {
   ca?: string | Uint8Array;
   rejectUnauthorized?: boolean;
 }
-
-// RFC 9113 §7: CANCEL. RFC 8441 §5: a reset is "the RST_STREAM frame ...
-// with the CANCEL error code".
-const CANCEL = 8;
 
 // The parts of a ClientHttp2Session used here.
 interface Session {
@@ -37,7 +32,7 @@ interface Session {
   off(event: string, listener: (...args: any[]) => void): unknown;
 }
 
-interface ClientStream extends NodeHttp2Stream {
+interface ClientStream extends Http2StreamLike {
   // deno-lint-ignore no-explicit-any
   once(event: string, listener: (...args: any[]) => void): unknown;
 }
@@ -260,7 +255,7 @@ export function dialHttp2(
         fail(error);
         return;
       }
-      const duplex = nodeSocketDuplex(current, reset);
+      const duplex = http2Duplex(current);
       current.off("error", ignore);
       settle(
         null,
@@ -274,10 +269,6 @@ export function dialHttp2(
   }
 
   return { result, fail };
-}
-
-function reset(stream: NodeHttp2Stream): void {
-  if (!stream.destroyed) stream.close(CANCEL);
 }
 
 function ignore(): void {}

@@ -8,11 +8,12 @@ import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { test } from "node:test";
 import { WebSocketStream } from "../src/client.ts";
-import type { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/errors.ts";
 import { HandshakeError } from "../src/handshake.ts";
 import { serve, type ServeOptions } from "../src/serve.ts";
 import { eventually } from "./_helpers.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const TLS = {
   cert: readFileSync(new URL("interop/test_cert.pem", import.meta.url)),
@@ -25,10 +26,11 @@ interface Seen {
   method: string;
 }
 
-// An echo server that notes each WebSocket's request.
+// An echo server that notes each WebSocket's request, and how each ended.
 async function echoServer(options: ServeOptions = {}) {
   const seen: Seen[] = [];
-  const sessions: unknown[] = [];
+  const ends: unknown[] = [];
+  const sessions: { once(event: string, listener: () => void): void }[] = [];
   const server = serve(
     { origins: "*", ...options },
     async (ws, request: { httpVersion: string; method?: string }) => {
@@ -39,11 +41,52 @@ async function echoServer(options: ServeOptions = {}) {
       } catch {
         // closed says how
       }
+      ends.push(await ws.closed.catch((error) => error));
     },
   );
   server.server.on("session", (session) => sessions.push(session));
   const { url, port } = await server.listening;
-  return { server, url, port, seen, sessions };
+  return { server, url, port, seen, ends, sessions };
+}
+
+// A bare node:http2 client session, once the server's SETTINGS are in.
+async function rawSession(port: number) {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  await new Promise((resolve) => session.once("remoteSettings", resolve));
+  return session;
+}
+
+// An extended CONNECT on `session`, with `headers` over the usual ones.
+function rawConnect(
+  session: http2.ClientHttp2Session,
+  port: number,
+  headers: Record<string, string> = {},
+) {
+  const stream = session.request({
+    ":method": "CONNECT",
+    ":protocol": "websocket",
+    ":scheme": "http",
+    ":path": "/",
+    ":authority": `127.0.0.1:${port}`,
+    "sec-websocket-version": "13",
+    ...headers,
+  });
+  stream.on("error", () => {});
+  const response = new Promise<http2.IncomingHttpHeaders>((resolve) =>
+    stream.once("response", resolve)
+  );
+  return { stream, response };
+}
+
+// A client's masked frame (mask 0: the payload goes as it is).
+function masked(opcode: number, payload: Uint8Array): Uint8Array {
+  if (payload.length > 125) throw new RangeError("short frames only");
+  const frame = new Uint8Array(6 + payload.length);
+  frame[0] = 0x80 | opcode;
+  frame[1] = 0x80 | payload.length;
+  frame.set(payload, 6);
+  return frame;
 }
 
 async function roundTrip(client: WebSocketStream): Promise<void> {
@@ -165,5 +208,220 @@ test("permessage-deflate over HTTP/2", async () => {
   assert.equal((await readable.getReader().read()).value, text);
   client.close({ closeCode: 1000 });
   await client.closed;
+  await server.close();
+});
+
+test("malformed extended CONNECTs are refused, and the session goes on", async () => {
+  const { server, port, ends } = await echoServer({ http2: true });
+  const session = await rawSession(port);
+  const status = async (headers: Record<string, string>) => {
+    const { response } = rawConnect(session, port, headers);
+    return await response;
+  };
+  // RFC 9220 §3 (RFC 8441's rule over HTTP/3): an unknown :protocol, 501.
+  assert.equal((await status({ ":protocol": "foo" }))[":status"], 501);
+  // RFC 6455 §4.4 over HTTP/2: a 400 naming the version, as a 426 cannot be.
+  const old = await status({ "sec-websocket-version": "8" });
+  assert.equal(old[":status"], 400);
+  assert.equal(old["sec-websocket-version"], "13");
+  const none = rawSession(port).then(async (other) => {
+    const stream = other.request({
+      ":method": "CONNECT",
+      ":protocol": "websocket",
+      ":scheme": "http",
+      ":path": "/",
+      ":authority": `127.0.0.1:${port}`,
+    });
+    stream.on("error", () => {});
+    const response = await new Promise<http2.IncomingHttpHeaders>((r) =>
+      stream.once("response", r)
+    );
+    other.close();
+    return response[":status"];
+  });
+  assert.equal(await none, 400);
+  // A CONNECT without :protocol asks for a tunnel: this is no proxy.
+  const tunnel = session.request({
+    ":method": "CONNECT",
+    ":authority": "example.com:443",
+  });
+  tunnel.on("error", () => {});
+  const tunnelled = await new Promise<http2.IncomingHttpHeaders>((r) =>
+    tunnel.once("response", r)
+  );
+  assert.equal(tunnelled[":status"], 400);
+  // The session is still good for a WebSocket.
+  const { stream, response } = rawConnect(session, port);
+  assert.equal((await response)[":status"], 200);
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  await eventually(() => ends.length === 5, "every stream ended");
+  const codes = ends.slice(0, 4).map((e) => (e as HandshakeError).code).sort();
+  assert.deepEqual(codes, [
+    "invalid_connect",
+    "unsupported_protocol",
+    "unsupported_version",
+    "unsupported_version",
+  ]);
+  session.close();
+  await server.close();
+});
+
+test("DATA before the response is refused with 400", async () => {
+  const { server, port, ends } = await echoServer({
+    http2: true,
+    // The decision waits, so the early DATA is in when it is made.
+    accept: async () => {
+      await sleep(100);
+      return true;
+    },
+  });
+  const session = await rawSession(port);
+  const { stream, response } = rawConnect(session, port);
+  stream.write(masked(0x1, new TextEncoder().encode("too early")));
+  assert.equal((await response)[":status"], 400);
+  await eventually(() => ends.length === 1, "the handshake ended");
+  assert.equal((ends[0] as HandshakeError).code, "invalid_connect");
+  session.close();
+  await server.close();
+});
+
+test("a peer's RST_STREAM closes the connection with 1006", async () => {
+  const { server, port, ends } = await echoServer({ http2: true });
+  const session = await rawSession(port);
+  const { stream, response } = rawConnect(session, port);
+  assert.equal((await response)[":status"], 200);
+  stream.write(masked(0x1, new TextEncoder().encode("hi")));
+  await new Promise((resolve) => stream.once("data", resolve));
+  // RFC 8441 §5: a reset is RST_STREAM with CANCEL.
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  await eventually(() => ends.length === 1, "the server noticed");
+  assert.ok(ends[0] instanceof WebSocketError);
+  assert.equal(ends[0].closeCode, 1006);
+  session.close();
+  await server.close();
+});
+
+test("the close handshake ends the stream; a peer that never answers is reset", async () => {
+  const closing = new Set<Promise<unknown>>();
+  const server = serve({ http2: true, closeTimeout: 200 }, async (ws) => {
+    await ws.opened;
+    ws.close({ closeCode: 1000, reason: "bye" });
+    const closed = ws.closed.catch((error) => error);
+    closing.add(closed);
+  });
+  const { port } = await server.listening;
+  const session = await rawSession(port);
+  const outcome = (stream: http2.ClientHttp2Stream) =>
+    new Promise<{ ended: boolean; rstCode: number }>((resolve) => {
+      let ended = false;
+      stream.on("end", () => (ended = true));
+      stream.on("close", () => resolve({ ended, rstCode: stream.rstCode! }));
+    });
+
+  // A peer that answers the Close and ends its side: END_STREAM both ways
+  // (RFC 8441 §5: "Orderly TCP-level closures are represented as END_STREAM
+  // flags"), no reset.
+  const polite = rawConnect(session, port);
+  const politeEnd = outcome(polite.stream);
+  polite.stream.on("data", () => {
+    polite.stream.end(masked(0x8, new Uint8Array([0x03, 0xe8])));
+  });
+  polite.stream.resume();
+  assert.deepEqual(await politeEnd, { ended: true, rstCode: 0 });
+
+  // A peer that reads the Close and never answers it: after closeTimeout,
+  // RST_STREAM with CANCEL.
+  const started = performance.now();
+  const silent = rawConnect(session, port);
+  const silentEnd = outcome(silent.stream);
+  silent.stream.resume();
+  const { rstCode } = await silentEnd;
+  assert.equal(rstCode, http2.constants.NGHTTP2_CANCEL);
+  const took = performance.now() - started;
+  assert.ok(took >= 150 && took < 2000, `reset after ${took} ms`);
+  const [first, second] = await Promise.all(closing);
+  assert.deepEqual(first, { closeCode: 1000, reason: "" });
+  assert.ok(second instanceof WebSocketError);
+  session.close();
+  await server.close();
+});
+
+test("100 WebSockets share one session, and a stalled reader holds up no other", async () => {
+  let flooded = 0;
+  let sessions = 0;
+  const server = serve({ http2: true }, async (ws, request) => {
+    const { readable, writable } = await ws.opened.catch(() => ({}) as never);
+    if (readable === undefined) return;
+    if ((request as { url?: string }).url === "/flood") {
+      // Writes until the reader's window and the stream's buffer are full.
+      const writer = writable.getWriter();
+      const chunk = new Uint8Array(64 * 1024);
+      try {
+        for (;;) {
+          await writer.write(chunk);
+          flooded++;
+        }
+      } catch {
+        return;
+      }
+    }
+    await readable.pipeTo(writable).catch(() => {});
+  });
+  server.server.on("session", () => sessions++);
+  const { url } = await server.listening;
+  const stalled = new WebSocketStream(new URL("/flood", url), {
+    httpVersion: "2",
+  });
+  await stalled.opened;
+  const others = Array.from(
+    { length: 99 },
+    () => new WebSocketStream(url, { httpVersion: "2" }),
+  );
+  await Promise.all(others.map((client) => client.opened));
+  await sleep(200);
+  const before = flooded;
+  // Writes stop once the peer stops reading: a few chunks, not megabytes.
+  assert.ok(before < 32, `${before} chunks of 64 KiB went out unread`);
+  const started = performance.now();
+  await Promise.all(others.map(async (client, i) => {
+    const { readable, writable } = await client.opened;
+    const writer = writable.getWriter();
+    await writer.write(`message ${i}`);
+    assert.equal((await readable.getReader().read()).value, `message ${i}`);
+    writer.releaseLock();
+  }));
+  const took = performance.now() - started;
+  assert.ok(took < 2000, `the others took ${took} ms`);
+  assert.equal(flooded, before, "the stalled stream stayed stalled");
+  assert.equal(sessions, 1);
+  for (const client of [stalled, ...others]) client.close({ closeCode: 1000 });
+  await Promise.all(
+    [stalled, ...others].map((client) => client.closed.catch(() => {})),
+  );
+  await server.close();
+});
+
+test("the client's shared session closes with its last WebSocket", async () => {
+  const { server, url, sessions } = await echoServer({ http2: true });
+  const clients = [1, 2, 3].map(() =>
+    new WebSocketStream(url, { httpVersion: "2" })
+  );
+  await Promise.all(clients.map((client) => client.opened));
+  assert.equal(sessions.length, 1);
+  let closed = false;
+  sessions[0].once("close", () => (closed = true));
+  clients[0].close({ closeCode: 1000 });
+  clients[1].close({ closeCode: 1000 });
+  await Promise.all([clients[0].closed, clients[1].closed]);
+  await sleep(50);
+  assert.equal(closed, false, "one WebSocket still uses it");
+  // A new WebSocket meanwhile joins the same session.
+  const late = new WebSocketStream(url, { httpVersion: "2" });
+  await late.opened;
+  assert.equal(sessions.length, 1);
+  clients[2].close({ closeCode: 1000 });
+  late.close({ closeCode: 1000 });
+  await Promise.all([clients[2].closed, late.closed]);
+  await eventually(() => closed, "the session closed");
   await server.close();
 });

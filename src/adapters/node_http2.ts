@@ -39,8 +39,7 @@
  * @module
  */
 
-import type { NodeSocket } from "../_node_socket.ts";
-import { nodeSocketDuplex } from "../_node_socket.ts";
+import { CANCEL, http2Duplex, type Http2StreamLike } from "../_http2_stream.ts";
 import {
   DEFAULT_CLOSE_TIMEOUT,
   type HandshakeResult,
@@ -63,14 +62,12 @@ import {
 import type { NodeUpgradeOptions } from "./node.ts";
 
 /** The parts of a `node:http2` `ServerHttp2Stream` this adapter uses. */
-export interface NodeHttp2Stream extends NodeSocket {
+export interface NodeHttp2Stream extends Http2StreamLike {
   /** Sends the response's headers. */
   respond(
     headers: Record<string, string | number>,
     options?: { endStream?: boolean },
   ): void;
-  /** Ends the stream with a RST_STREAM of `code`. */
-  close(code?: number): void;
   /** Bytes received and not yet read. */
   readonly readableLength: number;
 }
@@ -83,11 +80,6 @@ export type NodeHttp2Headers = Readonly<
   Record<string, string | string[] | number | undefined>
 >;
 
-// RFC 9113 §7: CANCEL, "the stream is no longer needed". RFC 8441 §5: "RST
-// exceptions are represented with the RST_STREAM frame ... with the CANCEL
-// error code".
-const CANCEL = 8;
-
 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2), and
 // node:http2 throws on them: a refusal from the accept hook goes without.
 const CONNECTION_HEADERS = new Set([
@@ -97,11 +89,6 @@ const CONNECTION_HEADERS = new Set([
   "transfer-encoding",
   "upgrade",
 ]);
-
-function reset(stream: NodeHttp2Stream): void {
-  // A stream both sides have ended is closed already: nothing to reset.
-  if (!stream.destroyed) stream.close(CANCEL);
-}
 
 /**
  * Answers an HTTP/2 extended CONNECT (RFC 8441) on a `node:http2` server's
@@ -210,7 +197,7 @@ async function handshake(
   const response: Record<string, string | number> = { ":status": 200 };
   for (const [name, value] of result.headers) response[name] = value;
   stream.respond(response);
-  const duplex = nodeSocketDuplex(stream, reset);
+  const duplex = http2Duplex(stream);
   stream.off("error", ignoreError);
   return Object.assign(duplex, {
     protocol: result.protocol,
@@ -242,7 +229,9 @@ async function refuse(
   // The request side may still be open: a client that neither reads the
   // refusal nor ends its side is not waited on for longer than a closing
   // connection would be.
-  const linger = setTimeout(reset, closeTimeout, stream);
+  const linger = setTimeout(() => {
+    if (!stream.destroyed) stream.close(CANCEL);
+  }, closeTimeout);
   stream.on("close", () => clearTimeout(linger));
   throw new HandshakeError(
     `Refused the WebSocket handshake: ${refused.reason}`,

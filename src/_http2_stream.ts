@@ -1,0 +1,81 @@
+// An HTTP/2 stream as a WebSocket's transport (RFC 8441 §5), for both the
+// server's adapter and the client: END_STREAM stands for TCP's FIN, and a
+// reset is "the RST_STREAM frame ... with the CANCEL error code".
+
+import { type NodeSocket, nodeSocketDuplex } from "./_node_socket.ts";
+import type { ByteDuplex } from "./connection.ts";
+
+/** The parts of a `node:http2` stream the transport uses. */
+export interface Http2StreamLike extends NodeSocket {
+  /** Ends the stream with a RST_STREAM of `code`. */
+  close(code?: number): void;
+  /** Its session. */
+  readonly session?: unknown;
+}
+
+// RFC 9113 §7: CANCEL, "the stream is no longer needed".
+export const CANCEL = 8;
+
+function reset(stream: Http2StreamLike): void {
+  // A stream both sides have ended is closed already: nothing to reset.
+  if (!stream.destroyed) stream.close(CANCEL);
+}
+
+/** The stream as a byte duplex that a connection reads and writes. */
+export function http2Duplex(stream: Http2StreamLike): ByteDuplex {
+  if (BUN) flushAfterWrites(stream);
+  return nodeSocketDuplex(stream, reset);
+}
+
+// Bun's node:http2 (1.4) sends what a stream writes outside its own event
+// handlers only while no stream of the session waits on flow control: once
+// one peer stops reading, every other stream's writes wait in the session
+// until some frame arrives. (Measured: a write from setImmediate on one
+// stream is not sent while another stream of the session is stalled; the
+// same write made in a 'data' handler is.) Its session's native handle has a
+// flush(): each session written to is flushed once, after the writes of the
+// same turn.
+const BUN = "Bun" in globalThis;
+let nativeKey: symbol | undefined;
+let written = new Set<{ flush(): void }>();
+
+function flushWritten(): void {
+  const sessions = written;
+  written = new Set();
+  for (const native of sessions) native.flush();
+}
+
+function nativeOf(session: object): { flush(): void } | undefined {
+  nativeKey ??= Object.getOwnPropertySymbols(Object.getPrototypeOf(session))
+    .find((key) => String(key) === "Symbol(::bunhttp2native::)");
+  if (nativeKey === undefined) return undefined;
+  const native = (session as Record<symbol, unknown>)[nativeKey];
+  return typeof (native as { flush?: unknown })?.flush === "function"
+    ? native as { flush(): void }
+    : undefined;
+}
+
+function flushAfterWrites(stream: Http2StreamLike): void {
+  const session = stream.session;
+  if (typeof session !== "object" || session === null) return;
+  const native = nativeOf(session);
+  if (native === undefined) return;
+  const schedule = () => {
+    if (written.size === 0) queueMicrotask(flushWritten);
+    written.add(native);
+  };
+  const { write, end } = stream as unknown as {
+    write: (...args: unknown[]) => boolean;
+    end: (...args: unknown[]) => unknown;
+  };
+  Object.assign(stream, {
+    write(...args: unknown[]): boolean {
+      schedule();
+      return write.apply(stream, args);
+    },
+    end(...args: unknown[]): unknown {
+      schedule();
+      return end.apply(stream, args);
+    },
+  });
+}
