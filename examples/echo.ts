@@ -5,10 +5,17 @@
 // 7692) offers with any of the RFC's parameters, and compresses replies of
 // --deflate-threshold bytes and more (1024 unless given).
 //
+// --http2 serves the same echo over HTTP/2 only (RFC 8441 extended
+// CONNECTs, no HTTP/1.1 on that port): over TLS with --tls-cert and
+// --tls-key (wss:), else cleartext HTTP/2 with prior knowledge (ws:). The
+// certificate and key alone serve wss: over HTTP/1.1.
+//
 //   node examples/echo.ts [--port 9001] [--host 127.0.0.1] [--deflate-threshold 1024]
+//     [--http2] [--tls-cert cert.pem --tls-key key.pem]
 //   deno run -A examples/echo.ts --port 9001
 //   bun examples/echo.ts --port 9001
 
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { serve } from "../src/serve.ts";
@@ -22,6 +29,16 @@ function option(name: string, fallback: string): string {
 
 const LIMIT = 64 * 1024 * 1024;
 const threshold = Number(option("deflate-threshold", "1024"));
+const http2 = process.argv.includes("--http2");
+const cert = option("tls-cert", "");
+const key = option("tls-key", "");
+if ((cert === "") !== (key === "")) {
+  console.error("--tls-cert and --tls-key go together");
+  process.exit(2);
+}
+const tls = cert === ""
+  ? undefined
+  : { cert: readFileSync(cert), key: readFileSync(key) };
 
 // serve()'s defaults otherwise: a 10 s bound on each handshake, a heartbeat.
 const server = serve({
@@ -32,6 +49,9 @@ const server = serve({
   maxMessageSize: LIMIT,
   fragmentSize: LIMIT,
   perMessageDeflate: { threshold },
+  tls,
+  http2,
+  allowHTTP1: false,
 }, (ws) => void echo(ws));
 
 // Apart from the upgrade handler, so that the connection's long wait does
@@ -48,3 +68,4 @@ async function echo(ws: WebSocketConnection): Promise<void> {
 
 const { url } = await server.listening;
 console.log(`echo server listening on ${url.slice(0, -1)}`);
+if (http2) console.log("over HTTP/2 only (RFC 8441)");

@@ -4,7 +4,10 @@
 // file.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import http2 from "node:http2";
 import { test } from "node:test";
 import { WebSocketStream } from "../src/client.ts";
@@ -424,4 +427,42 @@ test("the client's shared session closes with its last WebSocket", async () => {
   await Promise.all([clients[2].closed, late.closed]);
   await eventually(() => closed, "the session closed");
   await server.close();
+});
+
+test("examples/echo.ts --http2 serves the echo over HTTP/2 only", async () => {
+  // The runtime that runs this file runs it.
+  const run = "Deno" in globalThis ? ["run", "-A"] : [];
+  const file = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+  const child = spawn(process.execPath, [
+    ...run,
+    file("../examples/echo.ts"),
+    "--port",
+    "0",
+    "--http2",
+    "--tls-cert",
+    file("interop/test_cert.pem"),
+    "--tls-key",
+    file("interop/test_key.pem"),
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (data: Uint8Array) => {
+        out += new TextDecoder().decode(data);
+        const match = /listening on (wss:\/\/\S+)\n/.exec(out);
+        if (match) resolve(match[1]);
+      });
+      child.once("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const client = new WebSocketStream(url, { tls: TRUST, httpVersion: "2" });
+    await roundTrip(client);
+    client.close({ closeCode: 1000 });
+    await client.closed;
+    // No HTTP/1.1 on that port: ALPN offers h2 alone.
+    const old = new WebSocketStream(url, { tls: TRUST });
+    old.closed.catch(() => {});
+    await assert.rejects(old.opened, WebSocketError);
+  } finally {
+    child.kill();
+  }
 });
