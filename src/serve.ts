@@ -285,16 +285,7 @@ export function serve<
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
     });
-    if (handshakeTimeout > 0) {
-      // A connection must open a stream within handshakeTimeout: an idle
-      // one is not held.
-      server.on("session", (session: Http2Session) => {
-        const timer = setTimeout(() => session.destroy(), handshakeTimeout);
-        const clear = () => clearTimeout(timer);
-        session.once("stream", clear);
-        session.once("close", clear);
-      });
-    }
+    if (handshakeTimeout > 0) idleBound(server, handshakeTimeout);
   }
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
@@ -347,9 +338,41 @@ interface Http2Request {
   readonly headers: NodeHttp2Headers;
 }
 
-interface Http2Session {
-  destroy(): void;
-  once(event: string, listener: () => void): unknown;
+// The parts of a socket that say which connection it is: the same for a
+// TCP socket and the TLS socket over it, and for an HTTP/2 session's.
+interface Peer {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+}
+
+const peerOf = (socket: Peer | undefined) =>
+  `${socket?.remoteAddress} ${socket?.remotePort}`;
+
+// node:http2 has no bound on the time to a connection's first request
+// (node:http's headersTimeout), over HTTP/2 or over HTTP/1.1 (allowHTTP1):
+// a connection that has sent no request within `timeout` has its socket
+// destroyed. A request, an upgrade or a stream from it clears the timer.
+function idleBound(server: Server, timeout: number): void {
+  const waiting = new Map<string, ReturnType<typeof setTimeout>>();
+  const arrived = (socket: Peer | undefined) => {
+    const peer = peerOf(socket);
+    clearTimeout(waiting.get(peer));
+    waiting.delete(peer);
+  };
+  server.on("connection", (socket: NodeSocket & Peer) => {
+    const peer = peerOf(socket);
+    waiting.set(peer, setTimeout(() => socket.destroy(), timeout));
+    socket.on("close", () => {
+      clearTimeout(waiting.get(peer));
+      waiting.delete(peer);
+    });
+  });
+  const onRequest = (request: { socket?: Peer }) => arrived(request.socket);
+  server.on("request", onRequest);
+  server.on("upgrade", onRequest);
+  server.on("stream", (stream: { session?: { socket?: Peer } }) => {
+    arrived(stream.session?.socket);
+  });
 }
 
 // The parts of the server used here, whichever module made it.

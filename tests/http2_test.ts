@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import http2 from "node:http2";
+import { connect as tlsConnect } from "node:tls";
 import { test } from "node:test";
 import { WebSocketStream } from "../src/client.ts";
 import { WebSocketError } from "../src/errors.ts";
@@ -465,4 +466,48 @@ test("examples/echo.ts --http2 serves the echo over HTTP/2 only", async () => {
   } finally {
     child.kill();
   }
+});
+
+test("serve({ http2, tls }) drops a connection that sends no request within handshakeTimeout", async () => {
+  const { server, port } = await echoServer({
+    tls: TLS,
+    http2: true,
+    handshakeTimeout: 300,
+  });
+  const closedAfter = async (alpn: string) => {
+    const socket = tlsConnect({
+      host: "127.0.0.1",
+      port,
+      ALPNProtocols: [alpn],
+      rejectUnauthorized: false,
+    });
+    socket.on("error", () => {});
+    // It reads (the server's SETTINGS, then the end), and sends nothing.
+    socket.resume();
+    const started = performance.now();
+    await new Promise((resolve) => socket.once("close", resolve));
+    return performance.now() - started;
+  };
+  // HTTP/1.1 and HTTP/2 alike.
+  for (
+    const took of await Promise.all([
+      closedAfter("http/1.1"),
+      closedAfter("h2"),
+    ])
+  ) {
+    assert.ok(took >= 250 && took < 3000, `closed after ${took} ms`);
+  }
+  // Connections that did send a request are not dropped.
+  const clients = [
+    new WebSocketStream(`wss://127.0.0.1:${port}`, { tls: TRUST }),
+    new WebSocketStream(`wss://127.0.0.1:${port}`, {
+      tls: TRUST,
+      httpVersion: "2",
+    }),
+  ];
+  await Promise.all(clients.map((client) => client.opened));
+  await sleep(600);
+  await Promise.all(clients.map(roundTrip));
+  for (const client of clients) client.close({ closeCode: 1000 });
+  await server.close();
 });
