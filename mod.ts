@@ -54,6 +54,7 @@ export {
   serve,
   type ServeAddress,
   type ServeOptions,
+  type ServeTlsOptions,
   type WebSocketServer,
 } from "./src/serve.ts";
 export {
