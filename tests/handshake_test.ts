@@ -19,6 +19,7 @@ import {
   acceptUpgrade,
   type AcceptUpgradeOptions,
   clientHandshake,
+  extendedConnectHeaders,
   HandshakeError,
   type HandshakeErrorCode,
   parseExtensions,
@@ -1625,4 +1626,138 @@ test("formatRequestHead and formatResponseHead throw for what cannot be sent", (
   );
   assert.throws(() => formatResponseHead(99, "", headers), RangeError);
   assert.throws(() => formatResponseHead(101, "a\r\nb", headers), TypeError);
+});
+
+// RFC 8441: the handshake over HTTP/2 is an extended CONNECT.
+function connect(
+  headers: Record<string, string | null> = {},
+  fields: Partial<UpgradeRequest> = {},
+): UpgradeRequest {
+  const all: Record<string, string | null> = {
+    "sec-websocket-version": "13",
+    ...headers,
+  };
+  const h = new Headers();
+  for (const [name, value] of Object.entries(all)) {
+    if (value !== null) h.set(name, value);
+  }
+  return {
+    method: "CONNECT",
+    headers: h,
+    url: "https://example.com/chat",
+    httpVersion: "2.0",
+    protocol: "websocket",
+    ...fields,
+  };
+}
+
+test("acceptUpgrade takes an RFC 8441 extended CONNECT: no key, a 200 with no Upgrade or accept", async () => {
+  const result = await accepted(
+    connect({ "sec-websocket-protocol": "chat, superchat" }),
+    { protocols: ["chat"] },
+  );
+  assert.equal(result.status, 200);
+  assert.equal(result.key, "");
+  assert.equal(result.protocol, "chat");
+  assert.deepEqual([...result.headers], [["sec-websocket-protocol", "chat"]]);
+  // §5: the key "is not used"; one sent anyway changes nothing.
+  const keyed = await accepted(connect({ "sec-websocket-key": "nonsense" }));
+  assert.equal(keyed.headers.get("sec-websocket-accept"), null);
+});
+
+test("acceptUpgrade refuses malformed extended CONNECTs with the status each calls for", async () => {
+  // A CONNECT without :protocol asks for a tunnel (RFC 9113 §8.5).
+  await refused(connect({}, { protocol: undefined }), 400, "invalid_connect");
+  // RFC 9220 §3: an unknown :protocol "SHOULD" get 501.
+  await refused(connect({}, { protocol: "h3" }), 501, "unsupported_protocol");
+  // RFC 8441 §4: :scheme and :path "MUST also be included".
+  await refused(connect({}, { url: undefined }), 400, "invalid_connect");
+  await refused(
+    connect({}, { url: "ftp://example.com/" }),
+    400,
+    "invalid_connect",
+  );
+  // §5: Sec-WebSocket-Version as in RFC 6455; a 400 (HTTP/2 has no 426).
+  const old = await refused(
+    connect({ "sec-websocket-version": "8" }),
+    400,
+    "unsupported_version",
+  );
+  assert.equal(old.headers.get("sec-websocket-version"), "13");
+  await refused(
+    connect({ "sec-websocket-version": null }),
+    400,
+    "unsupported_version",
+  );
+  // The origin policy holds over HTTP/2 as over HTTP/1.1.
+  await refused(
+    connect({ origin: "https://evil.example" }),
+    403,
+    "forbidden_origin",
+  );
+  await accepted(connect({ origin: "https://example.com" }));
+  // A CONNECT over HTTP/1.1 is no WebSocket handshake: 405, GET allowed.
+  const h1 = await refused(
+    connect({}, { httpVersion: "1.1" }),
+    405,
+    "method_not_allowed",
+  );
+  assert.equal(h1.headers.get("allow"), "GET");
+});
+
+test("extendedConnectHeaders and verifyResponse with http2 round-trip through acceptUpgrade", async () => {
+  const handshake = clientHandshake("ws://example.com:8080/chat?room=1", {
+    protocols: ["chat"],
+    extensions: "permessage-deflate",
+    origin: "http://example.com:8080",
+    headers: { cookie: "a=1" },
+  });
+  const headers = extendedConnectHeaders(handshake);
+  assert.equal(headers[":scheme"], "http");
+  assert.equal(headers[":path"], "/chat?room=1");
+  assert.equal(headers[":authority"], "example.com:8080");
+  // §5: Connection and Upgrade "MUST NOT be included"; no Host, no key.
+  for (const name of ["connection", "upgrade", "host", "sec-websocket-key"]) {
+    assert.equal(headers[name], undefined, name);
+  }
+  assert.equal(headers.cookie, "a=1");
+  const fields = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith(":")) fields.set(name, value);
+  }
+  const result = await accepted({
+    method: headers[":method"],
+    headers: fields,
+    url: `${headers[":scheme"]}://${headers[":authority"]}${headers[":path"]}`,
+    httpVersion: "2.0",
+    protocol: headers[":protocol"],
+  }, { protocols: ["chat"] });
+  const agreed = verifyResponse(
+    { status: result.status, headers: result.headers },
+    { ...handshake, http2: true },
+  );
+  assert.equal(agreed.protocol, "chat");
+  // Over HTTP/2, a 101 is no success, and a 2xx needs no accept.
+  assert.throws(
+    () =>
+      verifyResponse({ status: 101, headers: new Headers() }, {
+        ...handshake,
+        http2: true,
+      }),
+    (error) =>
+      error instanceof HandshakeError && error.code === "unexpected_status",
+  );
+  // The subprotocol check still holds.
+  assert.throws(
+    () =>
+      verifyResponse(
+        {
+          status: 200,
+          headers: new Headers({ "sec-websocket-protocol": "other" }),
+        },
+        { ...handshake, http2: true },
+      ),
+    (error) =>
+      error instanceof HandshakeError && error.code === "unexpected_protocol",
+  );
 });
