@@ -4,7 +4,7 @@
 import http2 from "node:http2";
 import { CANCEL, http2Duplex, type Http2StreamLike } from "./_http2_stream.ts";
 import type { HandshakeResult } from "./connection.ts";
-import { WebSocketError } from "./errors.ts";
+import { deadline, openError } from "./_dial.ts";
 import { type ClientHandshake, extendedConnectHeaders } from "./handshake.ts";
 
 /** TLS settings a session is made with, as `WebSocketStream` takes them. */
@@ -121,18 +121,6 @@ export type CheckResponse = (
   response: { status: number; headers: Headers },
 ) => { protocol: string; extensions: string };
 
-function openError(
-  message: string,
-  cause?: unknown,
-  code: "connection_lost" | "connect_failed" | "handshake_timeout" =
-    "connection_lost",
-): WebSocketError {
-  return new WebSocketError(`Cannot open WebSocket: ${message}`, {
-    code,
-    cause,
-  });
-}
-
 /**
  * Opens a WebSocket as an extended CONNECT on a stream of the origin's
  * session, made if there is none. Fails if the server does not offer it
@@ -161,23 +149,15 @@ export function dialHttp2(
     | null = null;
   const result = new Promise<HandshakeResult | null>((resolve, reject) => {
     const signal = options.signal;
-    const onAbort = () => fail(signal!.reason);
-    const timer = options.timeout > 0
-      ? setTimeout(() => {
-        fail(
-          openError(
-            `no handshake response from ${address} within ${options.timeout} ms`,
-            undefined,
-            "handshake_timeout",
-          ),
-        );
-      }, options.timeout)
-      : undefined;
-    signal?.addEventListener("abort", onAbort);
+    const stop = deadline(
+      address,
+      options.timeout,
+      signal,
+      (reason) => fail(reason),
+    );
     settle = (error, result) => {
       settle = null;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      stop();
       if (result === undefined || result === null) {
         if (stream !== null && !stream.destroyed) stream.close(CANCEL);
         release(key, pooled);

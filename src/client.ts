@@ -23,7 +23,7 @@ import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
-import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
+import { WebSocketError } from "./errors.ts";
 import { checkTime } from "./_options.ts";
 import {
   type ClientHandshake,
@@ -33,6 +33,7 @@ import {
   verifyResponse,
 } from "./handshake.ts";
 import { dialHttp2 } from "./_client_http2.ts";
+import { deadline, openError } from "./_dial.ts";
 import {
   acceptPerMessageDeflateResponse,
   checkPerMessageDeflateOptions,
@@ -136,17 +137,6 @@ interface Dial {
   result: Promise<HandshakeResult>;
   // Fails the attempt with `reason`, unless it has succeeded.
   fail(reason: unknown): boolean;
-}
-
-function openError(
-  message: string,
-  cause?: unknown,
-  code: WebSocketErrorCode = "connection_lost",
-): WebSocketError {
-  return new WebSocketError(`Cannot open WebSocket: ${message}`, {
-    code,
-    cause,
-  });
 }
 
 function connectSocket(
@@ -330,19 +320,7 @@ function dial(handshake: ClientHandshake, options: DialOptions): Dial {
     };
     current.once("connect", onConnect);
     if (secure) current.once("secureConnect", onSecure);
-    const onAbort = () => fail(signal!.reason);
-    signal?.addEventListener("abort", onAbort);
-    const timer = options.timeout > 0
-      ? setTimeout(() => {
-        fail(
-          openError(
-            `no handshake response from ${address} within ${options.timeout} ms`,
-            undefined,
-            "handshake_timeout",
-          ),
-        );
-      }, options.timeout)
-      : undefined;
+    const stop = deadline(address, options.timeout, signal, fail);
 
     // The connection reads and writes the socket directly (see
     // _node_socket.ts): the handshake reads it by its events, so no stream
@@ -396,8 +374,7 @@ function dial(handshake: ClientHandshake, options: DialOptions): Dial {
       );
     } finally {
       done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      stop();
       current.off("connect", onConnect);
       current.off("secureConnect", onSecure);
     }

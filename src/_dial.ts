@@ -1,0 +1,45 @@
+// What the client's two ways of opening (src/client.ts over HTTP/1.1,
+// src/_client_http2.ts over HTTP/2) share: their errors and their deadline.
+
+import { WebSocketError, type WebSocketErrorCode } from "./errors.ts";
+
+/** The error `opened` rejects with when the connection cannot open. */
+export function openError(
+  message: string,
+  cause?: unknown,
+  code: WebSocketErrorCode = "connection_lost",
+): WebSocketError {
+  return new WebSocketError(`Cannot open WebSocket: ${message}`, {
+    code,
+    cause,
+  });
+}
+
+/**
+ * Fails the attempt once `timeout` ms (0: never) have passed, or `signal`
+ * aborts. Returns what stops both.
+ */
+export function deadline(
+  address: string,
+  timeout: number,
+  signal: AbortSignal | undefined,
+  fail: (reason: unknown) => unknown,
+): () => void {
+  const onAbort = () => fail(signal!.reason);
+  signal?.addEventListener("abort", onAbort);
+  const timer = timeout > 0
+    ? setTimeout(() => {
+      fail(
+        openError(
+          `no handshake response from ${address} within ${timeout} ms`,
+          undefined,
+          "handshake_timeout",
+        ),
+      );
+    }, timeout)
+    : undefined;
+  return () => {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  };
+}
