@@ -4,14 +4,23 @@
 // protocol, over our own WebSocket client (tests/_cdp.ts). A screenshot of
 // each page goes to test-output/ (ignored by git).
 //
-// Install the browser with tests/interop/install.sh; without it this test
-// fails, unless SKIP_INTEROP=1 skips it.
+// Served over TLS, the chat speaks HTTP/2: the second test proves, on the
+// server, that each page's WebSocket arrived as an extended CONNECT (RFC
+// 8441) on the HTTP/2 connection that served the page.
+//
+// Install the browser with tests/interop/install.sh; without it these tests
+// fail, unless SKIP_INTEROP=1 skips them.
 
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type {
+  Http2SecureServer,
+  Http2ServerRequest,
+  Http2Session,
+} from "node:http2";
 import { createChatServer } from "../examples/chat/server.ts";
 import { CHAT_LOG, launchBrowser, type Page, showing } from "./_cdp.ts";
-import { chromiumPath, interopTest } from "./_interop.ts";
+import { chromiumPath, interopTest, TLS_CERT, TLS_KEY } from "./_interop.ts";
 
 const chromium = chromiumPath();
 const missing = chromium === null ? "chromium is not installed" : null;
@@ -97,6 +106,120 @@ interopTest(
     await screenshot(bob, "bob");
 
     // Closing bob's tab closes his WebSocket: ada sees him leave.
+    await bob.close();
+    await showing(ada, "notice: bob left (left)");
+    assert.deepEqual(chat.hub.rooms, { lobby: ["ada"] });
+  },
+);
+
+// Runs in a chat page: opens a WebSocket to another origin (localhost for
+// 127.0.0.1), which the page's CSP (connect-src 'self') must block, and
+// says which directive blocked what, or why nothing was.
+const CROSS_ORIGIN_BLOCKED = (url: string) =>
+  `new Promise((resolve) => {
+  const timer = setTimeout(() => resolve("not blocked within 5 s"), 5000);
+  document.addEventListener("securitypolicyviolation", (event) => {
+    clearTimeout(timer);
+    resolve(event.effectiveDirective + " " + event.blockedURI);
+  }, { once: true });
+  new WebSocket(${JSON.stringify(url)});
+})`;
+
+interopTest(
+  "chat in chromium over TLS: the page and both pages' WebSockets go over HTTP/2, a WebSocket is an extended CONNECT",
+  { missing },
+  async (scope) => {
+    const chat = createChatServer({
+      port: 0,
+      heartbeatInterval: 1000,
+      tls: { cert: readFileSync(TLS_CERT), key: readFileSync(TLS_KEY) },
+    });
+    scope.defer(() => chat.close());
+    // What reached the server, beside the chat's own listeners: page
+    // requests, and WebSocket handshakes by the way they came (a CONNECT
+    // is node:http2's 'connect'; an HTTP/1.1 upgrade, 'upgrade').
+    const server = chat.server as Http2SecureServer;
+    const pageSessions = new Set<Http2Session>();
+    const pages: string[] = [];
+    const arrivals: string[] = [];
+    server.on("request", (request: Http2ServerRequest) => {
+      if (request.stream !== undefined) {
+        pageSessions.add(request.stream.session!);
+      }
+      pages.push(`${request.httpVersion} ${request.method} ${request.url}`);
+    });
+    server.on("connect", (request: Http2ServerRequest) => {
+      const session = request.stream?.session;
+      arrivals.push(
+        `${request.httpVersion} ${request.method} ${
+          request.headers[":protocol"]
+        } ${request.url}${
+          session !== undefined && pageSessions.has(session)
+            ? " on the page's connection"
+            : ""
+        }`,
+      );
+    });
+    server.on(
+      "upgrade",
+      (request: { httpVersion: string; method: string; url: string }) => {
+        arrivals.push(
+          `${request.httpVersion} ${request.method} upgrade ${request.url}`,
+        );
+      },
+    );
+    scope.diagnose(() =>
+      `[chat server] pages ${JSON.stringify(pages)}, WebSockets ${
+        JSON.stringify(arrivals)
+      }`
+    );
+    const { port } = await chat.listening;
+    const url = `https://127.0.0.1:${port}/`;
+    const browser = await launchBrowser(scope, chromium!, { tls: true });
+
+    const ada = await browser.open(url);
+    await join(ada, "ada");
+    const bob = await browser.open(url);
+    await join(bob, "bob");
+    await showing(ada, "notice: bob joined");
+    await ada.type("#text", "hello over HTTP/2");
+    await showing(bob, "message: ada: hello over HTTP/2");
+    await bob.type("#text", "and back");
+    await showing(ada, "message: bob: and back");
+    assert.deepEqual(chat.hub.rooms, { lobby: ["ada", "bob"] });
+
+    // Each page came over HTTP/2...
+    for (const page of [ada, bob]) {
+      assert.equal(
+        await page.evaluate(
+          `performance.getEntriesByType("navigation")[0].nextHopProtocol`,
+        ),
+        "h2",
+      );
+    }
+    assert.deepEqual(pages.filter((page) => page.endsWith(" /")), [
+      "2.0 GET /",
+      "2.0 GET /",
+    ]);
+    assert.ok(pages.every((page) => page.startsWith("2.0 ")));
+    // ...and so did each one's WebSocket: an extended CONNECT on the
+    // connection that served a page, and no HTTP/1.1 upgrade.
+    const h2 = "2.0 CONNECT websocket /chat on the page's connection";
+    assert.deepEqual(arrivals, [h2, h2]);
+
+    // The page's CSP is in force, and its connect-src 'self' is what let
+    // those wss: WebSockets through: another origin's is blocked before
+    // it reaches any server.
+    assert.equal(
+      await ada.evaluate(
+        CROSS_ORIGIN_BLOCKED(`wss://localhost:${port}/chat`),
+      ),
+      `connect-src wss://localhost:${port}/chat`,
+    );
+    assert.deepEqual(arrivals, [h2, h2]);
+
+    // Closing bob's tab closes his WebSocket, a stream of the shared
+    // connection: ada sees him leave.
     await bob.close();
     await showing(ada, "notice: bob left (left)");
     assert.deepEqual(chat.hub.rooms, { lobby: ["ada"] });

@@ -1,11 +1,14 @@
 // The chat example (examples/chat/) at the server level: our own client
-// against the chat's node:http server on a real socket, on whichever
-// runtime runs this file; and, over in-memory duplexes, a client that stops
-// reading. The browser's view is tests/chat_e2e_test.ts.
+// against the chat's node:http server on a real socket (node:http2 over
+// TLS), on whichever runtime runs this file; and, over in-memory duplexes,
+// a client that stops reading. The browser's view is
+// tests/chat_e2e_test.ts.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import type { Http2SecureServer, Http2ServerRequest } from "node:http2";
 import { test } from "node:test";
-import { WebSocketStream } from "../src/client.ts";
+import { WebSocketStream, type WebSocketStreamOptions } from "../src/client.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import {
   ChatCloseCode,
@@ -18,7 +21,7 @@ import {
   createChatServer,
 } from "../examples/chat/server.ts";
 import { duplexPair, eventually } from "./_helpers.ts";
-import { deadline, type Scope, within } from "./_interop.ts";
+import { deadline, type Scope, TLS_CERT, TLS_KEY, within } from "./_interop.ts";
 
 // deno-lint-ignore no-explicit-any
 type Event = Record<string, any>;
@@ -36,7 +39,7 @@ interface Client {
 async function connect(
   scope: Scope,
   url: string,
-  options: { autoPong?: boolean } = {},
+  options: WebSocketStreamOptions = {},
 ): Promise<Client> {
   const ws = new WebSocketStream(url, options);
   // Closed before the server: our Close lets it read past unread messages.
@@ -73,8 +76,14 @@ async function startChat(
   return { url: `ws://127.0.0.1:${port}/chat`, hub: chat.hub };
 }
 
-async function join(scope: Scope, url: string, room: string, nick: string) {
-  const client = await connect(scope, url);
+async function join(
+  scope: Scope,
+  url: string,
+  room: string,
+  nick: string,
+  options?: WebSocketStreamOptions,
+) {
+  const client = await connect(scope, url, options);
   await client.send({ type: "join", room, nick });
   const welcome = await client.next();
   assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
@@ -188,6 +197,48 @@ test("chat: two clients join a room, hear of each other and exchange messages", 
     assert.deepEqual(hub.rooms, { lobby: ["ada"] });
     ada.ws.close({ closeCode: 1000 });
     await ada.ws.closed;
+  });
+});
+
+test("chat over TLS: an HTTP/1.1 client and an HTTP/2 client share a room, on one port", async () => {
+  await within(20_000, "chat over TLS", async (scope) => {
+    const cert = readFileSync(TLS_CERT, "utf8");
+    const chat = createChatServer({
+      port: 0,
+      heartbeatInterval: 0,
+      tls: { cert, key: readFileSync(TLS_KEY) },
+    });
+    scope.defer(() => chat.close());
+    // How each WebSocket came: an HTTP/1.1 'upgrade', or an HTTP/2 CONNECT.
+    const seen: string[] = [];
+    const server = chat.server as Http2SecureServer;
+    for (const event of ["upgrade", "connect"]) {
+      server.on(event, (request: Http2ServerRequest) => {
+        seen.push(`${request.httpVersion} ${request.method}`);
+      });
+    }
+    const { url: origin } = await chat.listening;
+    assert.match(origin, /^wss:/);
+    const url = new URL("/chat", origin).href;
+    const tls = { ca: cert };
+    const { client: ada } = await join(scope, url, "lobby", "ada", { tls });
+    const { client: bob, welcome } = await join(scope, url, "lobby", "bob", {
+      tls,
+      httpVersion: "2",
+    });
+    assert.deepEqual(welcome.members, ["ada", "bob"]);
+    assert.deepEqual(seen, ["1.1 GET", "2.0 CONNECT"]);
+    assert.equal((await ada.next()).type, "joined");
+    // Each hears the other, and itself.
+    const say = async (from: Client, nick: string, text: string) => {
+      await from.send({ type: "say", text });
+      for (const client of [ada, bob]) {
+        const { type, nick: who, text: said } = await client.next();
+        assert.deepEqual([type, who, said], ["message", nick, text]);
+      }
+    };
+    await say(bob, "bob", "over HTTP/2");
+    await say(ada, "ada", "over HTTP/1.1");
   });
 });
 
