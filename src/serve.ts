@@ -28,6 +28,7 @@
  * @module
  */
 
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import {
@@ -96,7 +97,8 @@ export interface ServeOptions<S extends boolean = false>
   handshakeTimeout?: number;
   /**
    * A certificate and its private key, PEM: the server speaks TLS, and its
-   * URL is `wss:`.
+   * URL is `wss:`. A certificate or key that does not parse, or a key that
+   * is not the certificate's, is a `TypeError` from `serve()`.
    *
    * @default {undefined} (cleartext)
    */
@@ -408,8 +410,7 @@ function makeServer(
   };
   // The TLS handshake's own bound (node:tls's default is 120 s).
   const secure = tls === undefined ? undefined : {
-    cert: pem(tls.cert),
-    key: pem(tls.key),
+    ...checkTls(tls),
     ...(handshakeTimeout === 0 ? {} : { handshakeTimeout }),
   };
   // RFC 8441 §3: the server says it takes extended CONNECTs.
@@ -438,6 +439,33 @@ function makeServer(
 
 function pem(text: string | Uint8Array): string {
   return typeof text === "string" ? text : new TextDecoder().decode(text);
+}
+
+// A certificate and its key, checked before listening: Deno's node:https and
+// node:http2 listen with anything, then fail every TLS handshake.
+function checkTls(tls: ServeTlsOptions): { cert: string; key: string } {
+  const cert = pem(tls.cert);
+  const key = pem(tls.key);
+  let certificate: X509Certificate;
+  let privateKey: KeyObject;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch (error) {
+    throw new TypeError("serve: tls.cert is not a PEM certificate", {
+      cause: error,
+    });
+  }
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    throw new TypeError("serve: tls.key is not a PEM private key", {
+      cause: error,
+    });
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new TypeError("serve: tls.key is not the key of tls.cert");
+  }
+  return { cert, key };
 }
 
 function upgradeRequired(_request: NodeRequest, response: NodeResponse): void {

@@ -511,3 +511,17 @@ test("serve({ http2, tls }) drops a connection that sends no request within hand
   for (const client of clients) client.close({ closeCode: 1000 });
   await server.close();
 });
+
+test("serve({ tls }) refuses a certificate or key that would fail every handshake", () => {
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  for (
+    const tls of [
+      { cert: "nope", key: TLS.key },
+      { cert: TLS.cert, key: "nope" },
+      { cert: TLS.key, key: TLS.key },
+      { cert: text(TLS.cert), key: text(TLS.cert) },
+    ]
+  ) {
+    assert.throws(() => serve({ tls }, () => {}), TypeError);
+  }
+});

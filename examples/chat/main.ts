@@ -15,7 +15,6 @@
 // (https://), with HTTP/2 and HTTP/1.1 on one port; a browser then opens
 // its WebSocket over the page's own HTTP/2 connection (RFC 8441).
 
-import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -50,9 +49,7 @@ const tls = certFile === undefined || keyFile === undefined
   ? undefined
   : readTls(certFile, keyFile);
 
-// The certificate and its key, read and checked here, where a bad file can
-// be named: on Deno, node:https and node:http2 listen with anything, then
-// fail every TLS handshake.
+// The certificate and its key (serve() checks that they parse and match).
 function readTls(certFile: string, keyFile: string): ServeTlsOptions {
   const attempt = <T>(what: string, run: () => T): T => {
     try {
@@ -70,18 +67,6 @@ function readTls(certFile: string, keyFile: string): ServeTlsOptions {
     `--tls-key: cannot read ${keyFile}`,
     () => readFileSync(keyFile),
   );
-  const certificate = attempt(
-    `--tls-cert: ${certFile} is not a PEM certificate`,
-    () => new X509Certificate(cert),
-  );
-  const privateKey = attempt(
-    `--tls-key: ${keyFile} is not a PEM private key`,
-    () => createPrivateKey(key),
-  );
-  if (!certificate.checkPrivateKey(privateKey)) {
-    console.error(`--tls-key: ${keyFile} is not the key of ${certFile}`);
-    process.exit(2);
-  }
   return { cert, key };
 }
 
@@ -95,13 +80,20 @@ const cluster = values.redis === ""
       process.exit(1);
     });
 
-const chat = createChatServer({
-  port,
-  hostname: values.host,
-  cluster,
-  reusePort: values["reuse-port"],
-  tls,
-});
+let chat;
+try {
+  chat = createChatServer({
+    port,
+    hostname: values.host,
+    cluster,
+    reusePort: values["reuse-port"],
+    tls,
+  });
+} catch (error) {
+  // serve()'s checks of the certificate and key.
+  console.error(`--tls-cert, --tls-key: ${(error as Error).message}`);
+  process.exit(2);
+}
 try {
   const { port: bound } = await chat.listening;
   const host = values.host.includes(":") ? `[${values.host}]` : values.host;
