@@ -1,7 +1,7 @@
 // Runs the benchmarks on the installed runtimes (the dev dependencies).
 //
-//   node bench/run.mjs [frame|message|echo|deflate|fanout|fanout_deflate|all]
-//     [options...]
+//   node bench/run.mjs [frame|message|echo|deflate|fanout|fanout_deflate|
+//     scale|http2|all] [options...]
 //
 // frame (the default) and message run bench/<name>.ts on Node, Deno and Bun
 // in turn, one after another so they do not compete for CPUs; extra
@@ -13,7 +13,10 @@
 // runtimes' native servers (Bun's publish()). fanout_deflate (on each
 // runtime in turn) prints what compressing a broadcast costs, once or per
 // member. scale runs the fan-out at a fixed rate on one instance and on two
-// joined by a real Redis. all runs the seven.
+// joined by a real Redis. http2 compares WebSockets over HTTP/2 (RFC 8441,
+// one shared session) with HTTP/1.1 on each runtime: echo throughput, and
+// memory per WebSocket (`node bench/run.mjs http2 bun --quick`). all runs
+// the eight.
 // load (10,000 connections per runtime, ours vs ws; --soak N churns for N
 // seconds) runs only when named: `node bench/run.mjs load`.
 
@@ -32,6 +35,7 @@ const BENCHMARKS = [
   "fanout",
   "fanout_deflate",
   "scale",
+  "http2",
 ];
 
 let args = process.argv.slice(2);
@@ -73,7 +77,9 @@ function run(label, command, rest) {
 
 for (const benchmark of selected) {
   const file = `bench/${benchmark}.ts`;
-  if (["echo", "deflate", "fanout", "scale", "load"].includes(benchmark)) {
+  if (
+    ["echo", "deflate", "fanout", "scale", "http2", "load"].includes(benchmark)
+  ) {
     // One orchestrator; it runs the servers on every runtime itself.
     run(`${benchmark} (orchestrated by Node)`, bin("node"), [file, ...args]);
     continue;
