@@ -43,6 +43,9 @@ interface ClientStream extends Http2StreamLike {
 interface Pooled {
   session: Session;
   offers: Promise<boolean>;
+  // Whether the server's SETTINGS have come: until then, a graceful close
+  // would wait for a preface that may never come.
+  settled: boolean;
   // The WebSockets on it, and those opening: at none, it is closed.
   users: number;
 }
@@ -92,8 +95,8 @@ function connectSession(url: URL, tls: SessionTls, key: string): Pooled {
   session.on("error", forget);
   session.on("close", forget);
   session.on("goaway", forget);
-  offers.catch(() => {});
-  const pooled: Pooled = { session, offers, users: 0 };
+  const pooled: Pooled = { session, offers, settled: false, users: 0 };
+  offers.then(() => (pooled.settled = true), () => {});
   pool.set(key, pooled);
   return pooled;
 }
@@ -101,7 +104,8 @@ function connectSession(url: URL, tls: SessionTls, key: string): Pooled {
 function release(key: string, pooled: Pooled): void {
   if (--pooled.users > 0) return;
   if (pool.get(key) === pooled) pool.delete(key);
-  if (!pooled.session.closed) pooled.session.close();
+  if (!pooled.settled) pooled.session.destroy();
+  else if (!pooled.session.closed) pooled.session.close();
 }
 
 /** An HTTP/2 attempt, as `WebSocketStream` drives it. */
@@ -140,6 +144,12 @@ export function dialHttp2(
 ): Http2Dial {
   const url = handshake.url;
   const address = url.host;
+  const signal = options.signal;
+  // WHATWG: "If signal is aborted, then reject this's opened promise and
+  // closed promise with signal's abort reason and return."
+  if (signal?.aborted) {
+    return { result: Promise.reject(signal.reason), fail: () => false };
+  }
   const key = poolKey(url, options.tls);
   const pooled = pool.get(key) ?? connectSession(url, options.tls, key);
   pooled.users++;
@@ -147,14 +157,13 @@ export function dialHttp2(
   let settle:
     | ((error: unknown, result?: HandshakeResult | null) => void)
     | null = null;
+  const fail = (reason: unknown): boolean => {
+    if (settle === null) return false;
+    settle(reason);
+    return true;
+  };
   const result = new Promise<HandshakeResult | null>((resolve, reject) => {
-    const signal = options.signal;
-    const stop = deadline(
-      address,
-      options.timeout,
-      signal,
-      (reason) => fail(reason),
-    );
+    const stop = deadline(address, options.timeout, signal, fail);
     settle = (error, result) => {
       settle = null;
       stop();
@@ -169,7 +178,6 @@ export function dialHttp2(
         resolve(result);
       }
     };
-    if (signal?.aborted) return fail(signal.reason);
     pooled.offers.then(open, (error) => {
       if (options.fallback) return settle?.(null, null);
       fail(
@@ -183,12 +191,6 @@ export function dialHttp2(
       );
     });
   });
-  const fail = (reason: unknown): boolean => {
-    if (settle === null) return false;
-    settle(reason);
-    return true;
-  };
-
   function open(offered: boolean): void {
     if (settle === null) return;
     if (!offered) {

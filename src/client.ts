@@ -253,8 +253,11 @@ function dialEither(
       ),
   });
   let current: Dial | null = null;
+  // Failed between the two attempts: the fallback does not start.
+  let failure: unknown = NOT_FAILED;
   const result = first.result.then((opened) => {
     if (opened !== null) return opened;
+    if (failure !== NOT_FAILED) throw failure;
     const spent = Math.ceil(performance.now() - started);
     current = dial(handshake, {
       ...options,
@@ -264,7 +267,13 @@ function dialEither(
   });
   return {
     result,
-    fail: (reason) => current?.fail(reason) ?? first.fail(reason),
+    fail(reason) {
+      if (current !== null) return current.fail(reason);
+      if (first.fail(reason)) return true;
+      if (failure !== NOT_FAILED) return false;
+      failure = reason;
+      return true;
+    },
   };
 }
 

@@ -288,6 +288,7 @@ export function serve<
       socket.on("close", () => sockets.delete(socket));
     });
     if (handshakeTimeout > 0) idleBound(server, handshakeTimeout);
+    server.on("session", closeWhenIdle);
   }
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
@@ -349,6 +350,38 @@ interface Peer {
 
 const peerOf = (socket: Peer | undefined) =>
   `${socket?.remoteAddress} ${socket?.remotePort}`;
+
+// The streams one HTTP/2 connection may have open: WebSockets and requests.
+const HTTP2_MAX_STREAMS = 1000;
+
+// How long an HTTP/2 connection with no stream open is kept (node:http's
+// keepAliveTimeout is 5 s): node:http2 keeps it for good.
+const HTTP2_IDLE_TIMEOUT = 5_000;
+
+interface Http2Session {
+  close(): void;
+  // deno-lint-ignore no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  once(event: string, listener: () => void): unknown;
+}
+
+function closeWhenIdle(session: Http2Session): void {
+  let open = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  session.on(
+    "stream",
+    (stream: { once(event: string, f: () => void): void }) => {
+      open++;
+      clearTimeout(timer);
+      stream.once("close", () => {
+        if (--open === 0) {
+          timer = setTimeout(() => session.close(), HTTP2_IDLE_TIMEOUT);
+        }
+      });
+    },
+  );
+  session.once("close", () => clearTimeout(timer));
+}
 
 // node:http2 has no bound on the time to a connection's first request
 // (node:http's headersTimeout), over HTTP/2 or over HTTP/1.1 (allowHTTP1):
@@ -414,7 +447,12 @@ function makeServer(
     ...(handshakeTimeout === 0 ? {} : { handshakeTimeout }),
   };
   // RFC 8441 §3: the server says it takes extended CONNECTs.
-  const settings = { enableConnectProtocol: true };
+  // And a bound on the streams of one connection, as a browser opens them
+  // (node:http2's default is 2^32 - 1): each WebSocket is one.
+  const settings = {
+    enableConnectProtocol: true,
+    maxConcurrentStreams: HTTP2_MAX_STREAMS,
+  };
   // The casts: @types/node types each server's listeners its own way.
   if (http2 && secure !== undefined) {
     return createHttp2SecureServer(
@@ -468,7 +506,17 @@ function checkTls(tls: ServeTlsOptions): { cert: string; key: string } {
   return { cert, key };
 }
 
-function upgradeRequired(_request: NodeRequest, response: NodeResponse): void {
+function upgradeRequired(
+  request: NodeRequest & { httpVersionMajor?: number },
+  response: NodeResponse,
+): void {
+  // A 426 must name the protocol to upgrade to (RFC 9110 §15.5.22), in
+  // headers HTTP/2 forbids: there, a WebSocket is a CONNECT (RFC 8441).
+  if ((request.httpVersionMajor ?? 1) >= 2) {
+    response.writeHead(405, { "content-type": "text/plain", allow: "CONNECT" })
+      .end("This is a WebSocket server\n");
+    return;
+  }
   response.writeHead(426, {
     "content-type": "text/plain",
     upgrade: "websocket",

@@ -575,9 +575,16 @@ export async function acceptUpgrade<
   if (options.accept !== undefined) {
     const verdict = await options.accept(request, { protocol, extensions });
     if (verdict instanceof Response) {
-      if (verdict.status === 101) {
+      // A 101 accepts an upgrade; over HTTP/2, any 2xx opens the CONNECT's
+      // tunnel (RFC 9110 §9.3.6), and the client would read the body as
+      // frames.
+      const status = verdict.status;
+      if (
+        status === 101 ||
+        (isExtendedConnect(request) && status >= 200 && status <= 299)
+      ) {
         throw new TypeError(
-          "Cannot upgrade: the accept hook must refuse with a status other than 101",
+          `Cannot upgrade: the accept hook must refuse with a status that does not accept (got ${status})`,
         );
       }
       return {

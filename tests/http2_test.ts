@@ -525,3 +525,129 @@ test("serve({ tls }) refuses a certificate or key that would fail every handshak
     assert.throws(() => serve({ tls }, () => {}), TypeError);
   }
 });
+
+test("serve({ http2 }) answers a plain HTTP/2 request with 405 and goes on", async () => {
+  const { server, port, url } = await echoServer({ http2: true });
+  const session = await rawSession(port);
+  // Its cap on streams per connection, one per WebSocket.
+  assert.equal(session.remoteSettings.maxConcurrentStreams, 1000);
+  const request = session.request({ ":path": "/" });
+  request.on("error", () => {});
+  const response = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
+    request.once("response", resolve)
+  );
+  assert.equal(response[":status"], 405);
+  assert.equal(response.allow, "CONNECT");
+  request.resume();
+  session.close();
+  const client = new WebSocketStream(url, { httpVersion: "2" });
+  await roundTrip(client);
+  client.close({ closeCode: 1000 });
+  await client.closed;
+  await server.close();
+});
+
+test("a hook that throws, or accepts a CONNECT with a 2xx, gets the client a 500", async () => {
+  const cases = [
+    { http2: true, status: 200, expected: 500 },
+    { http2: true, status: 0, expected: 500 },
+    { http2: false, status: 0, expected: 500 },
+    // Over HTTP/1.1 a 200 is a refusal like any other; over HTTP/2 it would
+    // open the tunnel, and the client would read its body as frames.
+    { http2: false, status: 200, expected: 200 },
+  ];
+  for (const { http2, status, expected } of cases) {
+    const { server, url, ends } = await echoServer({
+      http2,
+      accept: () => {
+        if (status === 0) throw new Error("db down");
+        return new Response("fine", { status });
+      },
+    });
+    const client = new WebSocketStream(url, {
+      httpVersion: http2 ? "2" : "1.1",
+    });
+    client.closed.catch(() => {});
+    await assert.rejects(
+      client.opened,
+      (error) => error instanceof HandshakeError && error.status === expected,
+    );
+    await eventually(() => ends.length === 1, "the server's side ended");
+    assert.ok(ends[0] instanceof Error);
+    await server.close();
+  }
+});
+
+test("an HTTP/2 refusal keeps every Set-Cookie", async () => {
+  const { server, port } = await echoServer({
+    http2: true,
+    accept: () => {
+      const headers = new Headers();
+      headers.append("set-cookie", "a=1");
+      headers.append("set-cookie", "b=2");
+      return new Response("log in", { status: 401, headers });
+    },
+  });
+  const session = await rawSession(port);
+  const { stream, response } = rawConnect(session, port);
+  const headers = await response;
+  assert.equal(headers[":status"], 401);
+  assert.deepEqual(headers["set-cookie"], ["a=1", "b=2"]);
+  stream.resume();
+  session.close();
+  await server.close();
+});
+
+test("an aborted signal rejects opened with its reason over HTTP/2, and connects nowhere", async () => {
+  const { server, url, sessions } = await echoServer({ http2: true });
+  const controller = new AbortController();
+  controller.abort(new Error("never mind"));
+  const client = new WebSocketStream(url, {
+    httpVersion: "2",
+    signal: controller.signal,
+  });
+  client.closed.catch(() => {});
+  await assert.rejects(client.opened, /never mind/);
+  await sleep(50);
+  assert.equal(sessions.length, 0);
+  await server.close();
+});
+
+test("a handshake timeout before the server speaks drops the HTTP/2 connection", async () => {
+  // A server that accepts and says nothing.
+  const net = await import("node:net");
+  let closed = false;
+  const silent = net.createServer((socket) => {
+    socket.on("error", () => {});
+    socket.on("close", () => (closed = true));
+    socket.resume(); // to see the end
+  });
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const { port } = silent.address() as { port: number };
+  const client = new WebSocketStream(`ws://127.0.0.1:${port}`, {
+    httpVersion: "2",
+    handshakeTimeout: 200,
+  });
+  client.closed.catch(() => {});
+  await assert.rejects(
+    client.opened,
+    (error) =>
+      error instanceof WebSocketError && error.code === "handshake_timeout",
+  );
+  await eventually(() => closed, "the connection closed");
+  await new Promise((resolve) => silent.close(resolve));
+});
+
+test("serve({ http2 }) closes a connection left with no stream open", async () => {
+  const { server, port, sessions } = await echoServer({ http2: true });
+  const session = await rawSession(port);
+  const request = session.request({ ":path": "/" });
+  request.on("error", () => {});
+  request.resume();
+  await new Promise((resolve) => request.once("close", resolve));
+  let gone = false;
+  session.once("close", () => (gone = true));
+  assert.equal(sessions.length, 1);
+  await eventually(() => gone, "the server closed the connection", 8000);
+  await server.close();
+});

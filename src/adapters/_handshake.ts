@@ -125,6 +125,20 @@ export function checkHead(
   return null;
 }
 
+/**
+ * The refusal a client gets when a hook throws (`opened` rejects with what
+ * it threw): a 500, rather than no answer at all.
+ */
+export function hookFailed(): UpgradeRefused {
+  return {
+    ok: false,
+    code: "refused",
+    status: 500,
+    reason: "Cannot upgrade: the server failed",
+    headers: new Headers(),
+  };
+}
+
 /** What `opened` rejects with when the peer left during the handshake. */
 export function closedDuringHandshake(): HandshakeError {
   return new HandshakeError("The socket closed during the handshake", {

@@ -47,6 +47,7 @@ import {
   refusalResponse,
   type UpgradeRefused,
   type UpgradeRequest,
+  type UpgradeResult,
 } from "../handshake.ts";
 import {
   checkHead,
@@ -55,6 +56,7 @@ import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   type HandshakeOptions,
   handshakeOptions,
+  hookFailed,
   ignoreError,
 } from "./_handshake.ts";
 
@@ -186,7 +188,14 @@ async function handshake(
   options: HandshakeOptions & { closeTimeout?: number },
   refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
-  const result = await decide(request, options, refused);
+  let result: UpgradeResult;
+  try {
+    result = await decide(request, options, refused);
+  } catch (error) {
+    // A hook threw: the client gets a 500, and `opened` the hook's error.
+    await refuse(socket, hookFailed(), options.closeTimeout).catch(() => {});
+    throw error;
+  }
   if (!result.ok) return refuse(socket, result, options.closeTimeout);
   if (socket.destroyed) throw closedDuringHandshake();
   const duplex = nodeSocketDuplex(socket);

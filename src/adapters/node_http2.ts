@@ -50,6 +50,7 @@ import {
   refusalResponse,
   type UpgradeRefused,
   type UpgradeRequest,
+  type UpgradeResult,
 } from "../handshake.ts";
 import {
   checkHead,
@@ -57,6 +58,7 @@ import {
   decide,
   type HandshakeOptions,
   handshakeOptions,
+  hookFailed,
   ignoreError,
 } from "./_handshake.ts";
 import type { NodeUpgradeOptions } from "./node.ts";
@@ -65,7 +67,7 @@ import type { NodeUpgradeOptions } from "./node.ts";
 export interface NodeHttp2Stream extends Http2StreamLike {
   /** Sends the response's headers. */
   respond(
-    headers: Record<string, string | number>,
+    headers: Record<string, string | string[] | number>,
     options?: { endStream?: boolean },
   ): void;
   /** Bytes received and not yet read. */
@@ -84,11 +86,28 @@ export type NodeHttp2Headers = Readonly<
 // node:http2 throws on them: a refusal from the accept hook goes without.
 const CONNECTION_HEADERS = new Set([
   "connection",
+  "http2-settings",
   "keep-alive",
   "proxy-connection",
+  "te",
   "transfer-encoding",
   "upgrade",
 ]);
+
+// A response's status and headers as node:http2 takes them: every
+// Set-Cookie kept (Headers joins the others), none of HTTP/1.1's own.
+function responseHeaders(
+  status: number,
+  headers: Headers,
+): Record<string, string | string[] | number> {
+  const out: Record<string, string | string[] | number> = { ":status": status };
+  for (const [name, value] of headers) {
+    if (!CONNECTION_HEADERS.has(name)) out[name] = value;
+  }
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) out["set-cookie"] = cookies;
+  return out;
+}
 
 /**
  * Answers an HTTP/2 extended CONNECT (RFC 8441) on a `node:http2` server's
@@ -180,7 +199,14 @@ async function handshake(
   options: HandshakeOptions & { closeTimeout?: number },
   refused: UpgradeRefused | null,
 ): Promise<HandshakeResult> {
-  let result = await decide(request, options, refused);
+  let result: UpgradeResult;
+  try {
+    result = await decide(request, options, refused);
+  } catch (error) {
+    // A hook threw: the client gets a 500, and `opened` the hook's error.
+    await refuse(stream, hookFailed(), options.closeTimeout).catch(() => {});
+    throw error;
+  }
   // The client "MUST wait for a response from the server before sending any
   // further data" (RFC 6455 §4.1); data here now was sent before it.
   if (result.ok && stream.readableLength > 0) {
@@ -194,9 +220,7 @@ async function handshake(
   }
   if (!result.ok) return refuse(stream, result, options.closeTimeout);
   if (stream.destroyed) throw closedDuringHandshake();
-  const response: Record<string, string | number> = { ":status": 200 };
-  for (const [name, value] of result.headers) response[name] = value;
-  stream.respond(response);
+  stream.respond(responseHeaders(200, result.headers));
   const duplex = http2Duplex(stream);
   stream.off("error", ignoreError);
   return Object.assign(duplex, {
@@ -216,14 +240,15 @@ async function refuse(
   // Read before the stream is looked at: it may close meanwhile.
   const body = new Uint8Array(await response.arrayBuffer());
   if (stream.destroyed) throw closedDuringHandshake();
-  const headers: Record<string, string | number> = {
-    ":status": response.status,
-  };
-  for (const [name, value] of response.headers) {
-    if (!CONNECTION_HEADERS.has(name)) headers[name] = value;
-  }
+  const headers = responseHeaders(response.status, response.headers);
   headers["content-length"] = body.length;
-  stream.respond(headers);
+  try {
+    stream.respond(headers);
+  } catch {
+    // A header node:http2 refuses (one it checks that this file does not):
+    // the status alone.
+    stream.respond({ ":status": response.status });
+  }
   stream.write(body);
   stream.end();
   // The request side may still be open: a client that neither reads the
