@@ -173,8 +173,12 @@ export function dialHttp2(
         if (result === null) resolve(null);
         else reject(error);
       } else {
-        // The session is released once the WebSocket's stream closes.
-        stream!.once("close", () => release(key, pooled));
+        // The session is released once the WebSocket's stream closes, by a
+        // listener that holds nothing of this attempt.
+        const opened = stream as ClientStream & Releasing;
+        opened.off("close", onEarlyClose);
+        opened[RELEASE] = { key, pooled };
+        opened.once("close", releaseStream);
         resolve(result);
       }
     };
@@ -191,6 +195,10 @@ export function dialHttp2(
       );
     });
   });
+  function onEarlyClose(): void {
+    fail(openError(`${address} reset the stream during the handshake`));
+  }
+
   function open(offered: boolean): void {
     if (settle === null) return;
     if (!offered) {
@@ -217,9 +225,7 @@ export function dialHttp2(
     // An 'error' no one listens to crashes the process; the 'close' after
     // it fails the attempt.
     current.on("error", ignore);
-    current.once("close", () => {
-      fail(openError(`${address} reset the stream during the handshake`));
-    });
+    current.once("close", onEarlyClose);
     current.once("response", (fields: Record<string, unknown>) => {
       if (settle === null) return;
       const headers = new Headers();
@@ -254,3 +260,16 @@ export function dialHttp2(
 }
 
 function ignore(): void {}
+
+// An open WebSocket's stream: what to release when it closes.
+const RELEASE = Symbol("release");
+
+interface Releasing {
+  [RELEASE]?: { key: string; pooled: Pooled };
+}
+
+function releaseStream(this: Releasing): void {
+  const { key, pooled } = this[RELEASE]!;
+  this[RELEASE] = undefined;
+  release(key, pooled);
+}

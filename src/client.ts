@@ -463,7 +463,9 @@ function dial(handshake: ClientHandshake, options: DialOptions): Dial {
  */
 export class WebSocketStream<S extends boolean = false>
   extends WebSocketConnection<S> {
-  readonly #dial: Dial;
+  // The attempt, until it has settled: then nothing (a connection that
+  // lasts for hours holds none of its closures).
+  #dial: Dial | null;
 
   /**
    * Starts connecting to `url`.
@@ -526,6 +528,8 @@ export class WebSocketStream<S extends boolean = false>
       ? dialEither(handshake, dialOptions, httpVersion === "auto")
       : dial(handshake, dialOptions);
     start(this.#dial);
+    const settled = () => (this.#dial = null);
+    this.#dial.result.then(settled, settled);
   }
 
   /**
@@ -539,7 +543,7 @@ export class WebSocketStream<S extends boolean = false>
   override close(options: WebSocketCloseOptions = {}): void {
     // Checks the arguments, and closes at once if the handshake is done.
     super.close(options);
-    this.#dial.fail(
+    this.#dial?.fail(
       openError("the connection was closed before it opened"),
     );
   }
