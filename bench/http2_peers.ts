@@ -44,6 +44,7 @@
 // WebSockets and sends one echo over each, takes both again, closes them
 // all, takes both once more, and prints the three as one JSON line.
 
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -308,6 +309,20 @@ async function echoLoad(): Promise<void> {
   });
 }
 
+// The kernel's slab memory, in bytes (Linux; NaN elsewhere): where each TCP
+// socket's structures live, at both ends of a connection on this machine.
+// It is the whole machine's, so other processes' churn shows in it too.
+function kernelSlab(): number {
+  try {
+    const match = /^Slab:\s+(\d+) kB$/m.exec(
+      readFileSync("/proc/meminfo", "utf8"),
+    );
+    return match === null ? NaN : Number(match[1]) * 1024;
+  } catch {
+    return NaN;
+  }
+}
+
 async function holdLoad(): Promise<void> {
   const memoryPort = option("memory-port", 0);
   const run = new GeneratorRun(90_000);
@@ -325,10 +340,12 @@ async function holdLoad(): Promise<void> {
         }).on("error", reject);
       },
     );
-  // This process first (its figures then include nothing of the query).
+  // This process first (its figures then include nothing of the query),
+  // then the kernel's slab (sockets and their bookkeeping, both ends).
   const both = async () => {
     const client = await memory();
-    return { client, server: await server() };
+    const result = { client, server: await server() };
+    return { ...result, kernelSlab: kernelSlab() };
   };
   const echoOnce = async (
     all: { writer: Writer; reader: Reader }[],
