@@ -4,7 +4,10 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { WebSocketError } from "../../src/errors.ts";
 import {
+  assertClosedInOrder,
+  assertTransport,
   binary,
   type Case,
   close,
@@ -15,8 +18,11 @@ import {
   ping,
   register,
   ROLES,
+  skipped,
   T,
+  testName,
   text,
+  TRANSPORTS,
 } from "./_peer.ts";
 
 // §5.5.1: "If an endpoint receives a Close frame and did not previously
@@ -228,22 +234,95 @@ register(test, [...handshake, ...bodies, ...codes, ...failing]);
 // §7.1.1: "The underlying TCP connection, in most normal cases, SHOULD be
 // closed first by the server". Our server closes it right after the close
 // handshake; our client waits for the server to close it, then closes too.
-for (const role of ROLES) {
-  test(`[${role}] §7.1.1 the close handshake started by our endpoint, and the TCP close`, async () => {
-    const { peer, ours, dispose } = await connect(role);
-    try {
-      ours.close({ closeCode: 4001, reason: "done" });
-      assert.ok(await peer.until(() => peer.log.length >= 1, 5000));
-      assert.deepEqual(peer.log, ["close 4001"]);
-      // The peer answers (see Peer in _peer.ts). Our server then closes
-      // the TCP connection without waiting for the client to; our client
-      // leaves that to the server (the peer ends it once the Close frames
-      // have crossed), then ends its side.
-      assert.ok(await peer.until(() => peer.ended, 5000));
-      assert.deepEqual(peer.log, ["close 4001", "eof"]);
-      assert.deepEqual(await ours.closed, { closeCode: 4001, reason: "" });
-    } finally {
-      await dispose();
+// Over HTTP/2 the stream stands for the TCP connection, and END_STREAM
+// for its close (RFC 8441 §5).
+for (const transport of TRANSPORTS) {
+  for (const role of ROLES) {
+    test(
+      testName(
+        role,
+        transport,
+        `§7.1.1 the close handshake started by our endpoint, then ${
+          transport === "tcp" ? "the TCP close" : "END_STREAM"
+        }`,
+      ),
+      { skip: skipped(role, transport) },
+      async () => {
+        const session = await connect(role, {}, transport);
+        const { peer, ours, dispose } = session;
+        try {
+          assertTransport(session, transport);
+          ours.close({ closeCode: 4001, reason: "done" });
+          assert.ok(await peer.until(() => peer.log.length >= 1, 5000));
+          assert.deepEqual(peer.log, ["close 4001"]);
+          // The peer answers (see Peer in _peer.ts). Our server then closes
+          // the TCP connection without waiting for the client to; our client
+          // leaves that to the server (the peer ends it once the Close frames
+          // have crossed), then ends its side.
+          assert.ok(await peer.until(() => peer.ended, 5000));
+          assert.deepEqual(peer.log, ["close 4001", "eof"]);
+          await assertClosedInOrder(peer);
+          assert.deepEqual(await ours.closed, { closeCode: 4001, reason: "" });
+        } finally {
+          await dispose();
+        }
+      },
+    );
+  }
+}
+
+// §7.1.5: "If _The WebSocket Connection is Closed_ and no Close control
+// frame was received by the endpoint (such as could occur if the
+// underlying transport connection is lost), _The WebSocket Connection
+// Close Code_ is considered to be 1006." The peer closes the connection
+// with no Close frame: in order (a TCP FIN; over HTTP/2, END_STREAM), or
+// with a reset (a TCP RST; over HTTP/2, RST_STREAM CANCEL: RFC 8441 §5).
+// After the FIN, our endpoint closes its side and sends no Close frame.
+const DROPS = {
+  ends: {
+    tcp: "closes the TCP connection (FIN)",
+    h2: "ends the stream (END_STREAM)",
+  },
+  resets: {
+    tcp: "resets the TCP connection (RST)",
+    h2: "resets the stream (RST_STREAM CANCEL)",
+  },
+} as const;
+for (const [how, whats] of Object.entries(DROPS)) {
+  for (const transport of TRANSPORTS) {
+    const what = whats[transport];
+    for (const role of ROLES) {
+      test(
+        testName(
+          role,
+          transport,
+          `§7.1.5 the peer ${what} with no Close: closed rejects with 1006`,
+        ),
+        { skip: skipped(role, transport) },
+        async () => {
+          const session = await connect(role, {}, transport);
+          const { peer, ours, dispose } = session;
+          try {
+            assertTransport(session, transport);
+            await peer.send([text("before")]);
+            assert.ok(await peer.until(() => peer.log.length >= 1, 5000));
+            if (how === "ends") peer.pipe.end();
+            else peer.reset();
+            await assert.rejects(
+              ours.closed,
+              (error) =>
+                error instanceof WebSocketError && error.closeCode === 1006,
+            );
+            if (how === "ends") {
+              assert.ok(await peer.until(() => peer.ended, 5000));
+              assert.deepEqual(peer.log, [T("before"), "eof"]);
+              await assertClosedInOrder(peer);
+            }
+          } finally {
+            await dispose();
+          }
+        },
+      );
     }
-  });
+  }
 }

@@ -13,6 +13,7 @@ import { test } from "node:test";
 import { constants, deflateRawSync } from "node:zlib";
 import { HandshakeError } from "../../src/handshake.ts";
 import {
+  assertTransport,
   B,
   binary,
   type Case,
@@ -28,8 +29,12 @@ import {
   register,
   type Role,
   ROLES,
+  skipped,
   T,
+  testName,
   text,
+  type Transport,
+  TRANSPORTS,
   type WireFrame,
 } from "./_peer.ts";
 
@@ -268,18 +273,30 @@ register(test, [...examples, ...echoes, ...failures]);
 
 // Our endpoint compresses what it sends once agreed (threshold 0 here):
 // the peer saw RSV1 on the echoes and inflated them.
-for (const role of ROLES) {
-  test(`[${role}] RFC 7692 §6 our endpoint sends compressed messages (RSV1) once agreed`, async () => {
-    const { peer, dispose } = await connect(role, DEFLATE[role]);
-    try {
-      await peer.send([text("a".repeat(2000)), binary(pattern(3000))]);
-      assert.ok(await peer.until(() => peer.log.length >= 2, 5000));
-      assert.deepEqual(peer.log, [T("a".repeat(2000)), B(pattern(3000))]);
-      assert.equal(peer.reader.compressed, 2);
-    } finally {
-      await dispose();
-    }
-  });
+for (const transport of TRANSPORTS) {
+  for (const role of ROLES) {
+    test(
+      testName(
+        role,
+        transport,
+        "RFC 7692 §6 our endpoint sends compressed messages (RSV1) once agreed",
+      ),
+      { skip: skipped(role, transport) },
+      async () => {
+        const session = await connect(role, DEFLATE[role], transport);
+        const { peer, dispose } = session;
+        try {
+          assertTransport(session, transport);
+          await peer.send([text("a".repeat(2000)), binary(pattern(3000))]);
+          assert.ok(await peer.until(() => peer.log.length >= 2, 5000));
+          assert.deepEqual(peer.log, [T("a".repeat(2000)), B(pattern(3000))]);
+          assert.equal(peer.reader.compressed, 2);
+        } finally {
+          await dispose();
+        }
+      },
+    );
+  }
 }
 
 // §5, §7.1: negotiation, as the peer sees our endpoint's header.
@@ -358,31 +375,46 @@ const negotiations: Negotiation[] = [
 ];
 
 for (const n of negotiations) {
-  test(`[${n.role}] ${n.name}`, async () => {
+  for (const transport of TRANSPORTS) negotiation(n, transport);
+}
+
+function negotiation(n: Negotiation, transport: Transport): void {
+  test(testName(n.role, transport, n.name), {
+    skip: skipped(n.role, transport),
+  }, async () => {
     if (n.role === "server") {
-      const { peer, dispose } = await connect("server", {
+      const session = await connect("server", {
         ...OURS,
         extensions: n.extensions,
-      });
+      }, transport);
       try {
-        assert.equal(peer.extensions, n.response);
+        assertTransport(session, transport);
+        assert.equal(session.peer.extensions, n.response);
       } finally {
-        await dispose();
+        await session.dispose();
       }
       return;
     }
     let session;
     try {
-      session = await connect("client", { ...OURS, extensions: n.extensions });
+      session = await connect(
+        "client",
+        { ...OURS, extensions: n.extensions },
+        transport,
+      );
     } catch (error) {
       assert.ok(n.fails, String(error));
       assert.ok(error instanceof OpenFailed, String(error));
       assert.ok(error.cause instanceof HandshakeError, String(error.cause));
-      assert.ok(error.closedTcp, "the client left the TCP connection open");
+      assert.ok(
+        error.closedConnection,
+        "the client left the connection (TCP, or HTTP/2 stream) open",
+      );
       return;
     }
     try {
       assert.ok(!n.fails, "opened resolved on a response it must fail on");
+      assertTransport(session, transport);
       assert.match(session.peer.extensions ?? "", /^permessage-deflate\b/);
     } finally {
       await session.dispose();
