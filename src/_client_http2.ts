@@ -104,9 +104,18 @@ function connectSession(url: URL, tls: SessionTls, key: string): Pooled {
 function release(key: string, pooled: Pooled): void {
   if (--pooled.users > 0) return;
   if (pool.get(key) === pooled) pool.delete(key);
-  if (!pooled.settled) pooled.session.destroy();
-  else if (!pooled.session.closed) pooled.session.close();
+  const session = pooled.session;
+  if (!pooled.settled) return session.destroy();
+  if (session.closed) return;
+  session.close();
+  // A graceful close waits on every stream: one the peer never ends does
+  // not hold the connection for longer than this.
+  const timer = setTimeout(() => session.destroy(), CLOSE_SESSION_TIMEOUT);
+  session.once("close", () => clearTimeout(timer));
 }
+
+// How long the client's session may take to close gracefully.
+const CLOSE_SESSION_TIMEOUT = 5_000;
 
 /** An HTTP/2 attempt, as `WebSocketStream` drives it. */
 export interface Http2Dial {
@@ -168,7 +177,12 @@ export function dialHttp2(
       settle = null;
       stop();
       if (result === undefined || result === null) {
-        if (stream !== null && !stream.destroyed) stream.close(CANCEL);
+        if (stream !== null && !stream.destroyed) {
+          // Unread data (a refusal's body) keeps node:http2's stream, and
+          // then its session's graceful close, from ever finishing.
+          stream.resume();
+          stream.close(CANCEL);
+        }
         release(key, pooled);
         if (result === null) resolve(null);
         else reject(error);

@@ -9,6 +9,10 @@ import type { ByteDuplex } from "./connection.ts";
 export interface Http2StreamLike extends NodeSocket {
   /** Ends the stream with a RST_STREAM of `code`. */
   close(code?: number): void;
+  /** Whether the peer's END_STREAM has been read. */
+  readonly readableEnded?: boolean;
+  /** Whether our END_STREAM has gone out. */
+  readonly writableFinished?: boolean;
   /** Its session. */
   readonly session?: unknown;
 }
@@ -17,8 +21,13 @@ export interface Http2StreamLike extends NodeSocket {
 export const CANCEL = 8;
 
 function reset(stream: Http2StreamLike): void {
-  // A stream both sides have ended is closed already: nothing to reset.
-  if (!stream.destroyed) stream.close(CANCEL);
+  // A stream both sides have ended is closed: a RST_STREAM then is one RFC
+  // 9113 §5.1 forbids (and one that Deno's node:http2 sends, and that
+  // crashed Deno's nghttp2 in 8 of 16 runs of 300 connections).
+  if (
+    stream.destroyed || (stream.readableEnded && stream.writableFinished)
+  ) return;
+  stream.close(CANCEL);
 }
 
 /** The stream as a byte duplex that a connection reads and writes. */

@@ -118,8 +118,9 @@ function responseHeaders(
  * with every option {@linkcode upgrade} takes. Route every CONNECT here:
  * one without `:protocol` is refused with 400, another protocol with 501,
  * a wrong version with 400 and `Sec-WebSocket-Version: 13`, and DATA that
- * arrived before the response (the client must wait for it, RFC 6455 §4.1)
- * with 400.
+ * has arrived by the time the handshake is decided (the client must wait
+ * for the response, RFC 6455 §4.1) with 400. (DATA that comes after the
+ * decision, even if the client sent it early, is read as frames.)
  *
  * Over the stream, END_STREAM stands for TCP's FIN and RST_STREAM (CANCEL)
  * for a reset (RFC 8441 §5): the close handshake ends the stream, and a

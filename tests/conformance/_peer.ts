@@ -1349,30 +1349,8 @@ export async function runCase(
   }
 }
 
-/**
- * KNOWN ISSUE, in src/ (remove this once fixed): our client over HTTP/2
- * resets its stream after a clean close. The transport's reset() in
- * src/_http2_stream.ts calls `stream.close(CANCEL)` "if (!stream.destroyed)",
- * and a stream both sides have ended is not destroyed yet then, on any
- * runtime. Node and Bun send nothing; Deno sends a RST_STREAM on the closed
- * stream (RFC 9113 §5.1 forbids it), and Deno's own node:http2 server, the
- * peer here, then crashes the process now and then (nghttp2's assertion
- * `stream->closed_next == NULL` in find_stream_on_goaway_func, or a
- * segfault). So on Deno, our client's runs over h2 are skipped.
- */
-export function skipped(role: Role, transport: Transport): string | false {
-  return "Deno" in globalThis && role === "client" && transport === "h2"
-    ? "Deno: our HTTP/2 client resets ended streams, which crashes Deno's " +
-      "HTTP/2 server (known issue, see skipped() in _peer.ts)"
-    : false;
-}
-
 /** node:test's `test`, as the case files use it. */
-export type Test = (
-  name: string,
-  options: { skip: string | false },
-  fn: () => Promise<void>,
-) => unknown;
+export type Test = (name: string, fn: () => Promise<void>) => unknown;
 
 /** A test's name: "[server, h2] §5.2 ...". */
 export function testName(
@@ -1393,7 +1371,6 @@ export function register(test: Test, cases: readonly Case[]): void {
       for (const role of c.roles ?? ROLES) {
         test(
           testName(role, transport, c.name),
-          { skip: skipped(role, transport) },
           () => runCase(role, c, transport),
         );
       }

@@ -20,7 +20,6 @@ import {
   pongs,
   register,
   ROLES,
-  skipped,
   T,
   testName,
   text,
@@ -268,7 +267,6 @@ for (const transport of TRANSPORTS) {
         transport,
         "§5.4 (10.1) sends a 65,536-byte message in fragments of fragmentSize",
       ),
-      { skip: skipped(role, transport) },
       async () => {
         const session = await connect(role, { fragmentSize: 1300 }, transport);
         const { peer, dispose } = session;

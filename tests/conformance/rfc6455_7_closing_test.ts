@@ -18,7 +18,6 @@ import {
   ping,
   register,
   ROLES,
-  skipped,
   T,
   testName,
   text,
@@ -246,7 +245,6 @@ for (const transport of TRANSPORTS) {
           transport === "tcp" ? "the TCP close" : "END_STREAM"
         }`,
       ),
-      { skip: skipped(role, transport) },
       async () => {
         const session = await connect(role, {}, transport);
         const { peer, ours, dispose } = session;
@@ -298,7 +296,6 @@ for (const [how, whats] of Object.entries(DROPS)) {
           transport,
           `§7.1.5 the peer ${what} with no Close: closed rejects with 1006`,
         ),
-        { skip: skipped(role, transport) },
         async () => {
           const session = await connect(role, {}, transport);
           const { peer, ours, dispose } = session;
