@@ -51,6 +51,7 @@ export {
   type WebSocketOpenInfo,
 } from "./src/connection.ts";
 export {
+  type Http2ConnectRequest,
   serve,
   type ServeAddress,
   type ServeOptions,

@@ -23,7 +23,10 @@ interface Session {
   destroy(): void;
   readonly closed: boolean;
   readonly destroyed: boolean;
-  readonly remoteSettings?: { enableConnectProtocol?: boolean };
+  readonly remoteSettings?: {
+    enableConnectProtocol?: boolean;
+    maxConcurrentStreams?: number;
+  };
   // deno-lint-ignore no-explicit-any
   on(event: string, listener: (...args: any[]) => void): unknown;
   // deno-lint-ignore no-explicit-any
@@ -48,6 +51,11 @@ interface Pooled {
   settled: boolean;
   // The WebSockets on it, and those opening: at none, it is closed.
   users: number;
+  // The streams they have opened on it: at the server's
+  // SETTINGS_MAX_CONCURRENT_STREAMS, the next WebSocket takes a new
+  // session, as nghttp2 would otherwise hold its stream back until one of
+  // these closes.
+  streams: number;
 }
 
 // One session per origin and TLS settings while a WebSocket uses it.
@@ -95,13 +103,20 @@ function connectSession(url: URL, tls: SessionTls, key: string): Pooled {
   session.on("error", forget);
   session.on("close", forget);
   session.on("goaway", forget);
-  const pooled: Pooled = { session, offers, settled: false, users: 0 };
+  const pooled: Pooled = {
+    session,
+    offers,
+    settled: false,
+    users: 0,
+    streams: 0,
+  };
   offers.then(() => (pooled.settled = true), () => {});
   pool.set(key, pooled);
   return pooled;
 }
 
-function release(key: string, pooled: Pooled): void {
+function release(key: string, pooled: Pooled, streamed: boolean): void {
+  if (streamed) pooled.streams--;
   if (--pooled.users > 0) return;
   if (pool.get(key) === pooled) pool.delete(key);
   const session = pooled.session;
@@ -160,7 +175,7 @@ export function dialHttp2(
     return { result: Promise.reject(signal.reason), fail: () => false };
   }
   const key = poolKey(url, options.tls);
-  const pooled = pool.get(key) ?? connectSession(url, options.tls, key);
+  let pooled = pool.get(key) ?? connectSession(url, options.tls, key);
   pooled.users++;
   let stream: ClientStream | null = null;
   let settle:
@@ -183,7 +198,7 @@ export function dialHttp2(
           stream.resume();
           stream.close(CANCEL);
         }
-        release(key, pooled);
+        release(key, pooled, stream !== null);
         if (result === null) resolve(null);
         else reject(error);
       } else {
@@ -196,19 +211,22 @@ export function dialHttp2(
         resolve(result);
       }
     };
-    pooled.offers.then(open, (error) => {
-      if (options.fallback) return settle?.(null, null);
-      fail(
-        openError(
-          `cannot connect to ${address} over HTTP/2: ${
-            error instanceof Error ? error.message : String(error)
-          }`,
-          error,
-          "connect_failed",
-        ),
-      );
-    });
+    pooled.offers.then(open, unreachable);
   });
+  function unreachable(error: unknown): void {
+    if (settle === null) return;
+    if (options.fallback) return settle(null, null);
+    fail(
+      openError(
+        `cannot connect to ${address} over HTTP/2: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        error,
+        "connect_failed",
+      ),
+    );
+  }
+
   function onEarlyClose(): void {
     fail(openError(`${address} reset the stream during the handshake`));
   }
@@ -226,6 +244,19 @@ export function dialHttp2(
       );
       return;
     }
+    const limit = pooled.session.remoteSettings?.maxConcurrentStreams;
+    if (limit !== undefined && pooled.streams >= limit) {
+      // This session is full: the origin's next one, made if need be.
+      const full = pooled;
+      const next = pool.get(key);
+      pooled = next !== undefined && next !== full
+        ? next
+        : connectSession(url, options.tls, key);
+      pooled.users++;
+      release(key, full, false);
+      pooled.offers.then(open, unreachable);
+      return;
+    }
     let current: ClientStream;
     try {
       current = pooled.session.request(extendedConnectHeaders(handshake), {
@@ -235,6 +266,7 @@ export function dialHttp2(
       fail(openError(`cannot open a stream to ${address}`, error));
       return;
     }
+    pooled.streams++;
     stream = current;
     // An 'error' no one listens to crashes the process; the 'close' after
     // it fails the attempt.
@@ -285,5 +317,5 @@ interface Releasing {
 function releaseStream(this: Releasing): void {
   const { key, pooled } = this[RELEASE]!;
   this[RELEASE] = undefined;
-  release(key, pooled);
+  release(key, pooled, true);
 }

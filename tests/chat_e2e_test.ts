@@ -17,6 +17,7 @@ import type {
   Http2SecureServer,
   Http2ServerRequest,
   Http2Session,
+  ServerHttp2Stream,
 } from "node:http2";
 import { createChatServer } from "../examples/chat/server.ts";
 import { CHAT_LOG, launchBrowser, type Page, showing } from "./_cdp.ts";
@@ -137,7 +138,7 @@ interopTest(
     scope.defer(() => chat.close());
     // What reached the server, beside the chat's own listeners: page
     // requests, and WebSocket handshakes by the way they came (a CONNECT
-    // is node:http2's 'connect'; an HTTP/1.1 upgrade, 'upgrade').
+    // is a node:http2 'stream'; an HTTP/1.1 upgrade, 'upgrade').
     const server = chat.server as Http2SecureServer;
     const pageSessions = new Set<Http2Session>();
     const pages: string[] = [];
@@ -148,12 +149,11 @@ interopTest(
       }
       pages.push(`${request.httpVersion} ${request.method} ${request.url}`);
     });
-    server.on("connect", (request: Http2ServerRequest) => {
-      const session = request.stream?.session;
+    server.on("stream", (stream: ServerHttp2Stream, headers) => {
+      if (headers[":method"] !== "CONNECT") return;
+      const session = stream.session;
       arrivals.push(
-        `${request.httpVersion} ${request.method} ${
-          request.headers[":protocol"]
-        } ${request.url}${
+        `2.0 CONNECT ${headers[":protocol"]} ${headers[":path"]}${
           session !== undefined && pageSessions.has(session)
             ? " on the page's connection"
             : ""

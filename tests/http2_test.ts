@@ -647,7 +647,7 @@ test("serve({ http2 }) closes a connection left with no stream open", async () =
   await new Promise((resolve) => request.once("close", resolve));
   let gone = false;
   session.once("close", () => (gone = true));
-  assert.equal(sessions.length, 1);
+  await eventually(() => sessions.length === 1, "the server's session");
   await eventually(() => gone, "the server closed the connection", 8000);
   await server.close();
 });
