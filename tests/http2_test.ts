@@ -15,6 +15,7 @@ import { WebSocketStream } from "../src/client.ts";
 import { WebSocketError } from "../src/errors.ts";
 import { HandshakeError } from "../src/handshake.ts";
 import { serve, type ServeOptions } from "../src/serve.ts";
+import { upgradeStream } from "../src/adapters/node_http2.ts";
 import { eventually } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -650,4 +651,36 @@ test("serve({ http2 }) closes a connection left with no stream open", async () =
   await eventually(() => sessions.length === 1, "the server's session");
   await eventually(() => gone, "the server closed the connection", 8000);
   await server.close();
+});
+
+test("the client opens another session when the server's stream limit is reached", async () => {
+  const server = http2.createServer({
+    settings: { enableConnectProtocol: true, maxConcurrentStreams: 5 },
+  });
+  let sessions = 0;
+  server.on("session", () => sessions++);
+  server.on("stream", async (stream: http2.ServerHttp2Stream, headers) => {
+    const ws = upgradeStream(stream, headers);
+    try {
+      const { readable, writable } = await ws.opened;
+      await readable.pipeTo(writable);
+    } catch {
+      // closed says how
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const clients = Array.from(
+    { length: 12 },
+    () =>
+      new WebSocketStream(`ws://127.0.0.1:${port}`, {
+        httpVersion: "2",
+        handshakeTimeout: 3000,
+      }),
+  );
+  await Promise.all(clients.map(roundTrip));
+  assert.equal(sessions, 3);
+  for (const client of clients) client.close({ closeCode: 1000 });
+  await Promise.all(clients.map((client) => client.closed));
+  await new Promise((resolve) => server.close(resolve));
 });
