@@ -1367,13 +1367,31 @@ export function testName(
  */
 export function register(test: Test, cases: readonly Case[]): void {
   for (const c of cases) {
-    for (const transport of c.transports ?? TRANSPORTS) {
-      for (const role of c.roles ?? ROLES) {
-        test(
-          testName(role, transport, c.name),
-          () => runCase(role, c, transport),
-        );
-      }
+    forEachEndpoint(
+      test,
+      c.name,
+      (role, transport) => runCase(role, c, transport),
+      c.roles,
+      c.transports,
+    );
+  }
+}
+
+/**
+ * Registers `fn` as one test per role and transport, named by
+ * {@linkcode testName} (`name` may depend on them).
+ */
+export function forEachEndpoint(
+  test: Test,
+  name: string | ((role: Role, transport: Transport) => string),
+  fn: (role: Role, transport: Transport) => Promise<void>,
+  roles: readonly Role[] = ROLES,
+  transports: readonly Transport[] = TRANSPORTS,
+): void {
+  for (const transport of transports) {
+    for (const role of roles) {
+      const title = typeof name === "string" ? name : name(role, transport);
+      test(testName(role, transport, title), () => fn(role, transport));
     }
   }
 }

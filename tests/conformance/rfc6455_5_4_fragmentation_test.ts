@@ -14,16 +14,14 @@ import {
   close,
   connect,
   cont,
+  forEachEndpoint,
   OP,
   pattern,
   ping,
   pongs,
   register,
-  ROLES,
   T,
-  testName,
   text,
-  TRANSPORTS,
   type WireFrame,
 } from "./_peer.ts";
 
@@ -259,61 +257,54 @@ register(test, [...valid, ...large, ...invalid]);
 // messages larger than fragmentSize go out in fragments of that size
 // (10.1.1: 64 KiB sent with fragments of 1300 bytes), which the peer must
 // read back as the same message.
-for (const transport of TRANSPORTS) {
-  for (const role of ROLES) {
-    test(
-      testName(
-        role,
-        transport,
-        "§5.4 (10.1) sends a 65,536-byte message in fragments of fragmentSize",
-      ),
-      async () => {
-        const session = await connect(role, { fragmentSize: 1300 }, transport);
-        const { peer, dispose } = session;
-        try {
-          assertTransport(session, transport);
-          const sizes: number[] = [];
-          const opcodes: number[] = [];
-          const message = mixedText(65536);
-          // Watch the raw frames our endpoint sends, as well as the log.
-          const raw: Uint8Array[] = [];
-          peer.pipe.on("data", (chunk: Uint8Array) => raw.push(chunk));
-          await peer.send([text(message)]);
-          await peer.until(() => peer.log.length >= 1, 10000);
-          assert.deepEqual(peer.log, [T(message)]);
-          // Parse the frame headers (server → client frames are unmasked,
-          // client → server masked: the mask bit sets the header size).
-          const all = Buffer.concat(raw);
-          for (let at = 0; at < all.length;) {
-            const b1 = all[at + 1];
-            let length = b1 & 0x7f;
-            let header = 2;
-            if (length === 126) {
-              length = all.readUInt16BE(at + 2);
-              header += 2;
-            }
-            if (b1 & 0x80) header += 4;
-            opcodes.push(all[at] & 0x8f);
-            sizes.push(length);
-            at += header + length;
-          }
-          const count = Math.ceil(65536 / 1300);
-          assert.equal(sizes.length, count);
-          assert.ok(sizes.slice(0, -1).every((size) => size === 1300));
-          assert.equal(sizes.at(-1), 65536 - 1300 * (count - 1));
-          // Text without FIN, continuations without FIN, a final continuation.
-          assert.deepEqual(opcodes, [
-            0x01,
-            ...new Array(count - 2).fill(0x00),
-            0x80,
-          ]);
-          await peer.send([close(1000)]);
-          assert.ok(await peer.until(() => peer.ended, 5000));
-          await assertClosedInOrder(peer);
-        } finally {
-          await dispose();
+forEachEndpoint(
+  test,
+  "§5.4 (10.1) sends a 65,536-byte message in fragments of fragmentSize",
+  async (role, transport) => {
+    const session = await connect(role, { fragmentSize: 1300 }, transport);
+    const { peer, dispose } = session;
+    try {
+      assertTransport(session, transport);
+      const sizes: number[] = [];
+      const opcodes: number[] = [];
+      const message = mixedText(65536);
+      // Watch the raw frames our endpoint sends, as well as the log.
+      const raw: Uint8Array[] = [];
+      peer.pipe.on("data", (chunk: Uint8Array) => raw.push(chunk));
+      await peer.send([text(message)]);
+      await peer.until(() => peer.log.length >= 1, 10000);
+      assert.deepEqual(peer.log, [T(message)]);
+      // Parse the frame headers (server → client frames are unmasked,
+      // client → server masked: the mask bit sets the header size).
+      const all = Buffer.concat(raw);
+      for (let at = 0; at < all.length;) {
+        const b1 = all[at + 1];
+        let length = b1 & 0x7f;
+        let header = 2;
+        if (length === 126) {
+          length = all.readUInt16BE(at + 2);
+          header += 2;
         }
-      },
-    );
-  }
-}
+        if (b1 & 0x80) header += 4;
+        opcodes.push(all[at] & 0x8f);
+        sizes.push(length);
+        at += header + length;
+      }
+      const count = Math.ceil(65536 / 1300);
+      assert.equal(sizes.length, count);
+      assert.ok(sizes.slice(0, -1).every((size) => size === 1300));
+      assert.equal(sizes.at(-1), 65536 - 1300 * (count - 1));
+      // Text without FIN, continuations without FIN, a final continuation.
+      assert.deepEqual(opcodes, [
+        0x01,
+        ...new Array(count - 2).fill(0x00),
+        0x80,
+      ]);
+      await peer.send([close(1000)]);
+      assert.ok(await peer.until(() => peer.ended, 5000));
+      await assertClosedInOrder(peer);
+    } finally {
+      await dispose();
+    }
+  },
+);

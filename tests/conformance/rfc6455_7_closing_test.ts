@@ -13,6 +13,7 @@ import {
   close,
   connect,
   cont,
+  forEachEndpoint,
   maybe,
   OP,
   ping,
@@ -235,39 +236,33 @@ register(test, [...handshake, ...bodies, ...codes, ...failing]);
 // handshake; our client waits for the server to close it, then closes too.
 // Over HTTP/2 the stream stands for the TCP connection, and END_STREAM
 // for its close (RFC 8441 §5).
-for (const transport of TRANSPORTS) {
-  for (const role of ROLES) {
-    test(
-      testName(
-        role,
-        transport,
-        `§7.1.1 the close handshake started by our endpoint, then ${
-          transport === "tcp" ? "the TCP close" : "END_STREAM"
-        }`,
-      ),
-      async () => {
-        const session = await connect(role, {}, transport);
-        const { peer, ours, dispose } = session;
-        try {
-          assertTransport(session, transport);
-          ours.close({ closeCode: 4001, reason: "done" });
-          assert.ok(await peer.until(() => peer.log.length >= 1, 5000));
-          assert.deepEqual(peer.log, ["close 4001"]);
-          // The peer answers (see Peer in _peer.ts). Our server then closes
-          // the TCP connection without waiting for the client to; our client
-          // leaves that to the server (the peer ends it once the Close frames
-          // have crossed), then ends its side.
-          assert.ok(await peer.until(() => peer.ended, 5000));
-          assert.deepEqual(peer.log, ["close 4001", "eof"]);
-          await assertClosedInOrder(peer);
-          assert.deepEqual(await ours.closed, { closeCode: 4001, reason: "" });
-        } finally {
-          await dispose();
-        }
-      },
-    );
-  }
-}
+forEachEndpoint(
+  test,
+  (_role, transport) =>
+    `§7.1.1 the close handshake started by our endpoint, then ${
+      transport === "tcp" ? "the TCP close" : "END_STREAM"
+    }`,
+  async (role, transport) => {
+    const session = await connect(role, {}, transport);
+    const { peer, ours, dispose } = session;
+    try {
+      assertTransport(session, transport);
+      ours.close({ closeCode: 4001, reason: "done" });
+      assert.ok(await peer.until(() => peer.log.length >= 1, 5000));
+      assert.deepEqual(peer.log, ["close 4001"]);
+      // The peer answers (see Peer in _peer.ts). Our server then closes
+      // the TCP connection without waiting for the client to; our client
+      // leaves that to the server (the peer ends it once the Close frames
+      // have crossed), then ends its side.
+      assert.ok(await peer.until(() => peer.ended, 5000));
+      assert.deepEqual(peer.log, ["close 4001", "eof"]);
+      await assertClosedInOrder(peer);
+      assert.deepEqual(await ours.closed, { closeCode: 4001, reason: "" });
+    } finally {
+      await dispose();
+    }
+  },
+);
 
 // §7.1.5: "If _The WebSocket Connection is Closed_ and no Close control
 // frame was received by the endpoint (such as could occur if the

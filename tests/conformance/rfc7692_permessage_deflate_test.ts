@@ -21,6 +21,7 @@ import {
   connect,
   cont,
   type EndpointOptions,
+  forEachEndpoint,
   hex,
   OP,
   OpenFailed,
@@ -272,30 +273,23 @@ register(test, [...examples, ...echoes, ...failures]);
 
 // Our endpoint compresses what it sends once agreed (threshold 0 here):
 // the peer saw RSV1 on the echoes and inflated them.
-for (const transport of TRANSPORTS) {
-  for (const role of ROLES) {
-    test(
-      testName(
-        role,
-        transport,
-        "RFC 7692 §6 our endpoint sends compressed messages (RSV1) once agreed",
-      ),
-      async () => {
-        const session = await connect(role, DEFLATE[role], transport);
-        const { peer, dispose } = session;
-        try {
-          assertTransport(session, transport);
-          await peer.send([text("a".repeat(2000)), binary(pattern(3000))]);
-          assert.ok(await peer.until(() => peer.log.length >= 2, 5000));
-          assert.deepEqual(peer.log, [T("a".repeat(2000)), B(pattern(3000))]);
-          assert.equal(peer.reader.compressed, 2);
-        } finally {
-          await dispose();
-        }
-      },
-    );
-  }
-}
+forEachEndpoint(
+  test,
+  "RFC 7692 §6 our endpoint sends compressed messages (RSV1) once agreed",
+  async (role, transport) => {
+    const session = await connect(role, DEFLATE[role], transport);
+    const { peer, dispose } = session;
+    try {
+      assertTransport(session, transport);
+      await peer.send([text("a".repeat(2000)), binary(pattern(3000))]);
+      assert.ok(await peer.until(() => peer.log.length >= 2, 5000));
+      assert.deepEqual(peer.log, [T("a".repeat(2000)), B(pattern(3000))]);
+      assert.equal(peer.reader.compressed, 2);
+    } finally {
+      await dispose();
+    }
+  },
+);
 
 // §5, §7.1: negotiation, as the peer sees our endpoint's header.
 interface Negotiation {
