@@ -36,6 +36,8 @@ interface Session {
 }
 
 interface ClientStream extends Http2StreamLike {
+  /** The RST_STREAM code it closed with. */
+  readonly rstCode?: number;
   // deno-lint-ignore no-explicit-any
   once(event: string, listener: (...args: any[]) => void): unknown;
 }
@@ -126,8 +128,13 @@ function release(key: string, pooled: Pooled, streamed: boolean): void {
   // A graceful close waits on every stream: one the peer never ends does
   // not hold the connection for longer than this.
   const timer = setTimeout(() => session.destroy(), CLOSE_SESSION_TIMEOUT);
+  // Not a reason to stay alive: the session itself is, while it is open.
+  (timer as { unref?: () => void }).unref?.();
   session.once("close", () => clearTimeout(timer));
 }
+
+// RFC 9113 §7: REFUSED_STREAM.
+const REFUSED_STREAM = 7;
 
 // How long the client's session may take to close gracefully.
 const CLOSE_SESSION_TIMEOUT = 5_000;
@@ -227,8 +234,31 @@ export function dialHttp2(
     );
   }
 
+  let retried = false;
   function onEarlyClose(): void {
+    // RFC 9113 §8.7: a stream refused with REFUSED_STREAM "has not been
+    // processed", and may be retried: once, on the origin's next session
+    // (a server going away refuses the streams it will not serve).
+    if (settle !== null && !retried && stream?.rstCode === REFUSED_STREAM) {
+      retried = true;
+      pooled.streams--;
+      stream = null;
+      move();
+      return;
+    }
     fail(openError(`${address} reset the stream during the handshake`));
+  }
+
+  // On to the origin's next session, made if need be.
+  function move(): void {
+    const from = pooled;
+    const next = pool.get(key);
+    pooled = next !== undefined && next !== from
+      ? next
+      : connectSession(url, options.tls, key);
+    pooled.users++;
+    release(key, from, false);
+    pooled.offers.then(open, unreachable);
   }
 
   function open(offered: boolean): void {
@@ -244,18 +274,13 @@ export function dialHttp2(
       );
       return;
     }
+    // This session is full of our streams: the next one. (Not one with
+    // none of ours: a server that allows 0 streams for now would have each
+    // new session found full, and new ones made until the deadline; there,
+    // nghttp2 holds the stream until the server allows it.)
     const limit = pooled.session.remoteSettings?.maxConcurrentStreams;
-    if (limit !== undefined && pooled.streams >= limit) {
-      // This session is full: the origin's next one, made if need be.
-      const full = pooled;
-      const next = pool.get(key);
-      pooled = next !== undefined && next !== full
-        ? next
-        : connectSession(url, options.tls, key);
-      pooled.users++;
-      release(key, full, false);
-      pooled.offers.then(open, unreachable);
-      return;
+    if (limit !== undefined && pooled.streams > 0 && pooled.streams >= limit) {
+      return move();
     }
     let current: ClientStream;
     try {

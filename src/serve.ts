@@ -302,6 +302,7 @@ export function serve<
     });
     if (handshakeTimeout > 0) idleBound(server, handshakeTimeout);
     server.on("session", closeWhenIdle);
+    if (tls !== undefined && allowHTTP1) closeIdleHttp1(server);
   }
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
@@ -445,6 +446,44 @@ function closeWhenIdle(session: Http2Session): void {
 // (node:http's headersTimeout), over HTTP/2 or over HTTP/1.1 (allowHTTP1):
 // a connection that has sent no request within `timeout` has its socket
 // destroyed. A request, an upgrade or a stream from it clears the timer.
+// HTTP/1.1 through node:http2 (allowHTTP1): Node and Deno close a
+// keep-alive connection about 6 s after its last response, Bun never does
+// (measured). The same bound as an HTTP/2 connection's, on all three: one
+// with no request for HTTP2_IDLE_TIMEOUT after its last response is closed.
+// A request or an upgrade (a WebSocket) on it clears the timer.
+function closeIdleHttp1(server: Server): void {
+  const idle = new Map<NodeSocket, ReturnType<typeof setTimeout>>();
+  const watched = new WeakSet<NodeSocket>();
+  const busy = (socket: NodeSocket) => {
+    clearTimeout(idle.get(socket));
+    idle.delete(socket);
+  };
+  server.on(
+    "request",
+    (
+      request: { httpVersionMajor?: number; socket?: NodeSocket },
+      response: { once?(event: string, listener: () => void): unknown },
+    ) => {
+      const socket = request.socket;
+      if (request.httpVersionMajor !== 1 || socket === undefined) return;
+      busy(socket);
+      response.once?.("finish", () => {
+        if (socket.destroyed) return;
+        idle.set(
+          socket,
+          setTimeout(() => socket.destroy(), HTTP2_IDLE_TIMEOUT),
+        );
+        if (watched.has(socket)) return;
+        watched.add(socket);
+        socket.on("close", () => busy(socket));
+      });
+    },
+  );
+  server.on("upgrade", (request: { socket?: NodeSocket }) => {
+    if (request.socket !== undefined) busy(request.socket);
+  });
+}
+
 function idleBound(server: Server, timeout: number): void {
   const waiting = new Map<string, ReturnType<typeof setTimeout>>();
   const arrived = (socket: Peer | undefined) => {
@@ -544,15 +583,18 @@ function pem(text: string | Uint8Array): string {
 function checkTls(tls: ServeTlsOptions): { cert: string; key: string } {
   const cert = pem(tls.cert);
   const key = pem(tls.key);
-  let certificate: X509Certificate;
-  let privateKey: KeyObject;
-  try {
-    certificate = new X509Certificate(cert);
-  } catch (error) {
-    throw new TypeError("serve: tls.cert is not a PEM certificate", {
-      cause: error,
-    });
+  // Every certificate of the chain, the first (the server's) against the key.
+  const certificates: X509Certificate[] = [];
+  for (const block of cert.match(CERTIFICATE_BLOCK) ?? [cert]) {
+    try {
+      certificates.push(new X509Certificate(block));
+    } catch (error) {
+      throw new TypeError("serve: tls.cert is not a PEM certificate chain", {
+        cause: error,
+      });
+    }
   }
+  let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(key);
   } catch (error) {
@@ -560,11 +602,14 @@ function checkTls(tls: ServeTlsOptions): { cert: string; key: string } {
       cause: error,
     });
   }
-  if (!certificate.checkPrivateKey(privateKey)) {
+  if (!certificates[0].checkPrivateKey(privateKey)) {
     throw new TypeError("serve: tls.key is not the key of tls.cert");
   }
   return { cert, key };
 }
+
+const CERTIFICATE_BLOCK =
+  /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
 
 function upgradeRequired(
   request: NodeRequest & { httpVersionMajor?: number },

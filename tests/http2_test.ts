@@ -677,3 +677,94 @@ test("the client opens another session when the server's stream limit is reached
   await Promise.all(clients.map((client) => client.closed));
   await new Promise((resolve) => server.close(resolve));
 });
+
+test("serve({ http2, tls }) closes an HTTP/1.1 keep-alive connection 5 s after its last response", async () => {
+  const { server, port } = await echoServer({
+    tls: TLS,
+    http2: true,
+    request: (_request, response) => response.end("a page"),
+  });
+  const socket = tlsConnect({
+    host: "127.0.0.1",
+    port,
+    ALPNProtocols: ["http/1.1"],
+    rejectUnauthorized: false,
+  });
+  socket.on("error", () => {});
+  let received = "";
+  socket.on("data", (data: Uint8Array) => {
+    received += new TextDecoder().decode(data);
+  });
+  const closed = new Promise((resolve) => socket.once("close", resolve));
+  socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  await eventually(() => received.includes("a page"), "the response");
+  const answered = performance.now();
+  await closed;
+  const took = performance.now() - answered;
+  assert.ok(took > 4000 && took < 8000, `closed after ${took} ms`);
+  await server.close();
+});
+
+test("serve({ tls }) refuses a chain with a certificate that does not parse", () => {
+  const cert = new TextDecoder().decode(TLS.cert);
+  const broken = cert +
+    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  assert.throws(
+    () => serve({ tls: { cert: broken, key: TLS.key } }, () => {}),
+    TypeError,
+  );
+});
+
+test("a server that allows no stream yet holds the client to one connection", async () => {
+  const server = http2.createServer({
+    settings: { enableConnectProtocol: true, maxConcurrentStreams: 0 },
+  });
+  let sessions = 0;
+  server.on("session", () => sessions++);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const client = new WebSocketStream(`ws://127.0.0.1:${port}`, {
+    httpVersion: "2",
+    handshakeTimeout: 500,
+  });
+  client.closed.catch(() => {});
+  await assert.rejects(client.opened, WebSocketError);
+  assert.equal(sessions, 1);
+  await new Promise((resolve) => server.close(resolve));
+});
+
+test("a stream refused as its server goes away is retried on a new connection", async () => {
+  // Each connection takes one stream, then goes away, refusing the rest.
+  const server = http2.createServer({
+    settings: { enableConnectProtocol: true },
+  });
+  server.on("stream", async (stream: http2.ServerHttp2Stream, headers) => {
+    const session = stream.session!;
+    if ((session as unknown as { served?: boolean }).served) {
+      stream.on("error", () => {}); // its own reset is an error to it
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    (session as unknown as { served?: boolean }).served = true;
+    const ws = upgradeStream(stream, headers);
+    try {
+      const { readable, writable } = await ws.opened;
+      await readable.pipeTo(writable);
+    } catch {
+      // closed says how
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const one = new WebSocketStream(`ws://127.0.0.1:${port}`, {
+    httpVersion: "2",
+  });
+  await one.opened;
+  const two = new WebSocketStream(`ws://127.0.0.1:${port}`, {
+    httpVersion: "2",
+  });
+  await roundTrip(two);
+  for (const client of [one, two]) client.close({ closeCode: 1000 });
+  await Promise.all([one.closed, two.closed]);
+  await new Promise((resolve) => server.close(resolve));
+});
