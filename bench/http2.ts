@@ -60,8 +60,8 @@
 //   kernel's: 6.7-7.5 KiB of slab per TCP connection (both ends, here),
 //   about as much as node:http2's stream costs over a socket. Counting the
 //   server's end of the kernel's (half), a WebSocket over HTTP/2 costs the
-//   server's machine 0.75x on Bun, 0.94-0.97x on Deno and 1.09-1.25x on
-//   Node what one over its own TCP connection does.
+//   server's machine 0.75-0.76x on Bun, 0.94-0.97x on Deno and 1.06-1.25x
+//   on Node what one over its own TCP connection does.
 // - Memory, client (Node): 8.5 KiB per WebSocket over HTTP/2 against 7.5
 //   over HTTP/1.1 (heap+external), after the client stopped keeping its
 //   dial's closures (they were 12.35 and 10.24 KiB).
