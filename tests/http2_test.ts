@@ -89,6 +89,33 @@ function rawConnect(
   return { stream, response };
 }
 
+// A bare node:http2 server whose extended CONNECTs upgradeStream echoes,
+// unless `first` has answered the stream itself; it counts its sessions.
+async function bareServer(
+  settings: http2.Settings,
+  first: (stream: http2.ServerHttp2Stream) => boolean = () => false,
+) {
+  const server = http2.createServer({
+    settings: { enableConnectProtocol: true, ...settings },
+  });
+  const counts = { sessions: 0 };
+  server.on("session", () => counts.sessions++);
+  server.on("stream", async (stream: http2.ServerHttp2Stream, headers) => {
+    if (first(stream)) return;
+    const ws = upgradeStream(stream, headers);
+    try {
+      const { readable, writable } = await ws.opened;
+      await readable.pipeTo(writable);
+    } catch {
+      // closed says how
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const close = () => new Promise((resolve) => server.close(resolve));
+  return { port, counts, close };
+}
+
 // A client's masked frame (mask 0: the payload goes as it is).
 function masked(opcode: number, payload: Uint8Array): Uint8Array {
   if (payload.length > 125) throw new RangeError("short frames only");
@@ -647,22 +674,9 @@ test("serve({ http2 }) closes a connection left with no stream open", async () =
 });
 
 test("the client opens another session when the server's stream limit is reached", async () => {
-  const server = http2.createServer({
-    settings: { enableConnectProtocol: true, maxConcurrentStreams: 5 },
+  const { port, counts, close } = await bareServer({
+    maxConcurrentStreams: 5,
   });
-  let sessions = 0;
-  server.on("session", () => sessions++);
-  server.on("stream", async (stream: http2.ServerHttp2Stream, headers) => {
-    const ws = upgradeStream(stream, headers);
-    try {
-      const { readable, writable } = await ws.opened;
-      await readable.pipeTo(writable);
-    } catch {
-      // closed says how
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
   const clients = Array.from(
     { length: 12 },
     () =>
@@ -672,10 +686,10 @@ test("the client opens another session when the server's stream limit is reached
       }),
   );
   await Promise.all(clients.map(roundTrip));
-  assert.equal(sessions, 3);
+  assert.equal(counts.sessions, 3);
   for (const client of clients) client.close({ closeCode: 1000 });
   await Promise.all(clients.map((client) => client.closed));
-  await new Promise((resolve) => server.close(resolve));
+  await close();
 });
 
 test("serve({ http2, tls }) closes an HTTP/1.1 keep-alive connection 5 s after its last response", async () => {
@@ -716,46 +730,31 @@ test("serve({ tls }) refuses a chain with a certificate that does not parse", ()
 });
 
 test("a server that allows no stream yet holds the client to one connection", async () => {
-  const server = http2.createServer({
-    settings: { enableConnectProtocol: true, maxConcurrentStreams: 0 },
+  const { port, counts, close } = await bareServer({
+    maxConcurrentStreams: 0,
   });
-  let sessions = 0;
-  server.on("session", () => sessions++);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
   const client = new WebSocketStream(`ws://127.0.0.1:${port}`, {
     httpVersion: "2",
     handshakeTimeout: 500,
   });
   client.closed.catch(() => {});
   await assert.rejects(client.opened, WebSocketError);
-  assert.equal(sessions, 1);
-  await new Promise((resolve) => server.close(resolve));
+  assert.equal(counts.sessions, 1);
+  await close();
 });
 
 test("a stream refused as its server goes away is retried on a new connection", async () => {
   // Each connection takes one stream, then goes away, refusing the rest.
-  const server = http2.createServer({
-    settings: { enableConnectProtocol: true },
-  });
-  server.on("stream", async (stream: http2.ServerHttp2Stream, headers) => {
-    const session = stream.session!;
-    if ((session as unknown as { served?: boolean }).served) {
-      stream.on("error", () => {}); // its own reset is an error to it
-      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-      return;
+  const { port, close } = await bareServer({}, (stream) => {
+    const session = stream.session as unknown as { served?: boolean };
+    if (!session.served) {
+      session.served = true; // its first stream is served
+      return false;
     }
-    (session as unknown as { served?: boolean }).served = true;
-    const ws = upgradeStream(stream, headers);
-    try {
-      const { readable, writable } = await ws.opened;
-      await readable.pipeTo(writable);
-    } catch {
-      // closed says how
-    }
+    stream.on("error", () => {}); // its own reset is an error to it
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    return true;
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
   const one = new WebSocketStream(`ws://127.0.0.1:${port}`, {
     httpVersion: "2",
   });
@@ -766,5 +765,5 @@ test("a stream refused as its server goes away is retried on a new connection", 
   await roundTrip(two);
   for (const client of [one, two]) client.close({ closeCode: 1000 });
   await Promise.all([one.closed, two.closed]);
-  await new Promise((resolve) => server.close(resolve));
+  await close();
 });
