@@ -300,9 +300,13 @@ export function serve<
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
     });
-    if (handshakeTimeout > 0) idleBound(server, handshakeTimeout);
-    server.on("session", closeWhenIdle);
-    if (tls !== undefined && allowHTTP1) closeIdleHttp1(server);
+    server.on(
+      "session",
+      (session: Http2Session) => closeWhenIdle(session, handshakeTimeout),
+    );
+    if (tls !== undefined && allowHTTP1) {
+      closeIdleHttp1(server, handshakeTimeout);
+    }
   }
   const listening = new Promise<ServeAddress>((resolve, reject) => {
     server.once("error", reject);
@@ -396,10 +400,7 @@ function connectRequest(
   };
 }
 
-/**
- * The parts of a socket that say which connection it is: the same for a
- * TCP socket and the TLS socket over it, and for an HTTP/2 session's.
- */
+/** The parts of a connection's socket that say who its peer is. */
 export interface Peer {
   /** The peer's address. */
   readonly remoteAddress?: string;
@@ -407,26 +408,32 @@ export interface Peer {
   readonly remotePort?: number;
 }
 
-const peerOf = (socket: Peer | undefined) =>
-  `${socket?.remoteAddress} ${socket?.remotePort}`;
-
 // The streams one HTTP/2 connection may have open: WebSockets and requests.
 const HTTP2_MAX_STREAMS = 1000;
 
-// How long an HTTP/2 connection with no stream open is kept (node:http's
-// keepAliveTimeout is 5 s): node:http2 keeps it for good.
+// node:http2 bounds neither the time to a connection's first request
+// (node:http's headersTimeout) nor how long it keeps one with nothing in
+// progress (keepAliveTimeout), over HTTP/2 or over the HTTP/1.1 it serves
+// with allowHTTP1 (Bun keeps an idle HTTP/1.1 connection for good; Node and
+// Deno close it after about 6 s). Here a connection with nothing in progress
+// is dropped `first` ms (handshakeTimeout; 0: never) after it opened, and
+// closed HTTP2_IDLE_TIMEOUT after its last stream or response ended.
 const HTTP2_IDLE_TIMEOUT = 5_000;
 
 interface Http2Session {
   close(): void;
+  destroy(): void;
   // deno-lint-ignore no-explicit-any
   on(event: string, listener: (...args: any[]) => void): unknown;
   once(event: string, listener: () => void): unknown;
 }
 
-function closeWhenIdle(session: Http2Session): void {
+// An HTTP/2 connection: in progress while a stream is open.
+function closeWhenIdle(session: Http2Session, first: number): void {
   let open = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer = first > 0
+    ? setTimeout(() => session.destroy(), first)
+    : undefined;
   session.on(
     "stream",
     (stream: { once(event: string, f: () => void): void }) => {
@@ -442,22 +449,22 @@ function closeWhenIdle(session: Http2Session): void {
   session.once("close", () => clearTimeout(timer));
 }
 
-// node:http2 has no bound on the time to a connection's first request
-// (node:http's headersTimeout), over HTTP/2 or over HTTP/1.1 (allowHTTP1):
-// a connection that has sent no request within `timeout` has its socket
-// destroyed. A request, an upgrade or a stream from it clears the timer.
-// HTTP/1.1 through node:http2 (allowHTTP1): Node and Deno close a
-// keep-alive connection about 6 s after its last response, Bun never does
-// (measured). The same bound as an HTTP/2 connection's, on all three: one
-// with no request for HTTP2_IDLE_TIMEOUT after its last response is closed.
-// A request or an upgrade (a WebSocket) on it clears the timer.
-function closeIdleHttp1(server: Server): void {
+// An HTTP/1.1 connection through node:http2: in progress from a request to
+// its response's end, and for good once upgraded (a WebSocket).
+function closeIdleHttp1(server: Server, first: number): void {
   const idle = new Map<NodeSocket, ReturnType<typeof setTimeout>>();
-  const watched = new WeakSet<NodeSocket>();
+  const wait = (socket: NodeSocket, ms: number) => {
+    idle.set(socket, setTimeout(() => socket.destroy(), ms));
+  };
   const busy = (socket: NodeSocket) => {
     clearTimeout(idle.get(socket));
     idle.delete(socket);
   };
+  server.on("secureConnection", (socket: TlsSocket) => {
+    if (socket.alpnProtocol === "h2") return;
+    if (first > 0) wait(socket, first);
+    socket.on("close", () => busy(socket));
+  });
   server.on(
     "request",
     (
@@ -468,14 +475,7 @@ function closeIdleHttp1(server: Server): void {
       if (request.httpVersionMajor !== 1 || socket === undefined) return;
       busy(socket);
       response.once?.("finish", () => {
-        if (socket.destroyed) return;
-        idle.set(
-          socket,
-          setTimeout(() => socket.destroy(), HTTP2_IDLE_TIMEOUT),
-        );
-        if (watched.has(socket)) return;
-        watched.add(socket);
-        socket.on("close", () => busy(socket));
+        if (!socket.destroyed) wait(socket, HTTP2_IDLE_TIMEOUT);
       });
     },
   );
@@ -484,27 +484,8 @@ function closeIdleHttp1(server: Server): void {
   });
 }
 
-function idleBound(server: Server, timeout: number): void {
-  const waiting = new Map<string, ReturnType<typeof setTimeout>>();
-  const arrived = (socket: Peer | undefined) => {
-    const peer = peerOf(socket);
-    clearTimeout(waiting.get(peer));
-    waiting.delete(peer);
-  };
-  server.on("connection", (socket: NodeSocket & Peer) => {
-    const peer = peerOf(socket);
-    waiting.set(peer, setTimeout(() => socket.destroy(), timeout));
-    socket.on("close", () => {
-      clearTimeout(waiting.get(peer));
-      waiting.delete(peer);
-    });
-  });
-  const onRequest = (request: { socket?: Peer }) => arrived(request.socket);
-  server.on("request", onRequest);
-  server.on("upgrade", onRequest);
-  server.on("stream", (stream: { session?: { socket?: Peer } }) => {
-    arrived(stream.session?.socket);
-  });
+interface TlsSocket extends NodeSocket {
+  readonly alpnProtocol?: string | false;
 }
 
 // The parts of the server used here, whichever module made it.
