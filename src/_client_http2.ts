@@ -4,7 +4,7 @@
 import http2 from "node:http2";
 import { CANCEL, http2Duplex, type Http2StreamLike } from "./_http2_stream.ts";
 import type { HandshakeResult } from "./connection.ts";
-import { deadline, openError } from "./_dial.ts";
+import { connectTarget, deadline, openError } from "./_dial.ts";
 import { type ClientHandshake, extendedConnectHeaders } from "./handshake.ts";
 
 /** TLS settings a session is made with, as `WebSocketStream` takes them. */
@@ -64,31 +64,17 @@ interface Pooled {
 const pool = new Map<string, Pooled>();
 
 function poolKey(url: URL, tls: SessionTls): string {
-  const ca = tls.ca instanceof Uint8Array
-    ? new TextDecoder().decode(tls.ca)
-    : tls.ca ?? "";
-  return `${url.protocol}//${url.host} ${tls.rejectUnauthorized ?? true} ${ca}`;
+  const settings = connectTarget(url, tls).tls;
+  return `${url.protocol}//${url.host} ${settings.rejectUnauthorized} ${
+    settings.ca ?? ""
+  }`;
 }
 
 function connectSession(url: URL, tls: SessionTls, key: string): Pooled {
-  const secure = url.protocol === "wss:";
-  const authority = `${secure ? "https" : "http"}://${url.host}`;
-  const host = url.hostname.startsWith("[")
-    ? url.hostname.slice(1, -1)
-    : url.hostname;
-  const ca = tls.ca instanceof Uint8Array
-    ? new TextDecoder().decode(tls.ca)
-    : tls.ca;
+  const { secure, tls: settings } = connectTarget(url, tls);
   const session = http2.connect(
-    authority,
-    secure
-      ? {
-        ca,
-        rejectUnauthorized: tls.rejectUnauthorized ?? true,
-        // RFC 6066 §3: SNI carries host names only, never an address.
-        servername: /^[\d.]+$|:/.test(host) ? undefined : host,
-      }
-      : {},
+    `${secure ? "https" : "http"}://${url.host}`,
+    secure ? settings : {},
   ) as unknown as Session;
   const forget = () => {
     if (pool.get(key)?.session === session) pool.delete(key);

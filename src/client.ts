@@ -33,7 +33,7 @@ import {
   verifyResponse,
 } from "./handshake.ts";
 import { dialHttp2 } from "./_client_http2.ts";
-import { deadline, openError } from "./_dial.ts";
+import { connectTarget, deadline, openError } from "./_dial.ts";
 import {
   acceptPerMessageDeflateResponse,
   checkPerMessageDeflateOptions,
@@ -143,23 +143,9 @@ function connectSocket(
   url: URL,
   tlsOptions: WebSocketStreamTlsOptions,
 ): ClientSocket {
-  const secure = url.protocol === "wss:";
-  // URL keeps the brackets of an IPv6 literal; sockets want it bare.
-  const host = url.hostname.startsWith("[")
-    ? url.hostname.slice(1, -1)
-    : url.hostname;
-  const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
+  const { secure, host, port, tls: settings } = connectTarget(url, tlsOptions);
   if (!secure) return net.connect({ host, port });
-  const ca = tlsOptions.ca;
-  return tls.connect({
-    host,
-    port,
-    // RFC 6066 §3: SNI carries host names only, never an address.
-    servername: net.isIP(host) === 0 ? host : undefined,
-    ALPNProtocols: ["http/1.1"],
-    ca: ca instanceof Uint8Array ? new TextDecoder().decode(ca) : ca,
-    rejectUnauthorized: tlsOptions.rejectUnauthorized ?? true,
-  });
+  return tls.connect({ host, port, ...settings, ALPNProtocols: ["http/1.1"] });
 }
 
 const NOT_FAILED = Symbol("not failed");
