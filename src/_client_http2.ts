@@ -2,7 +2,13 @@
 // by every WebSocket to it, each an extended CONNECT on a stream of its own.
 
 import http2 from "node:http2";
-import { CANCEL, http2Duplex, type Http2StreamLike } from "./_http2_stream.ts";
+import {
+  CANCEL,
+  fieldsOf,
+  http2Duplex,
+  type Http2StreamLike,
+  rawHeadersOf,
+} from "./_http2_stream.ts";
 import type { HandshakeResult } from "./connection.ts";
 import { connectTarget, deadline, openError } from "./_dial.ts";
 import { type ClientHandshake, extendedConnectHeaders } from "./handshake.ts";
@@ -285,14 +291,7 @@ export function dialHttp2(
     current.once("close", onEarlyClose);
     current.once("response", (fields: Record<string, unknown>) => {
       if (settle === null) return;
-      const headers = new Headers();
-      for (const name of Object.keys(fields)) {
-        const value = fields[name];
-        if (name.startsWith(":") || value === undefined) continue;
-        for (const each of Array.isArray(value) ? value : [value]) {
-          headers.append(name, String(each));
-        }
-      }
+      const headers = fieldsOf(rawHeadersOf(fields));
       let agreed;
       try {
         agreed = options.check({ status: Number(fields[":status"]), headers });

@@ -30,6 +30,41 @@ function reset(stream: Http2StreamLike): void {
   stream.close(CANCEL);
 }
 
+/**
+ * A `node:http2` headers object as names and values, alternating (as
+ * `node:http`'s `rawHeaders`), pseudo-headers included.
+ */
+export function rawHeadersOf(
+  headers: Readonly<Record<string, unknown>>,
+): string[] {
+  const raw: string[] = [];
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    for (const each of Array.isArray(value) ? value : [value]) {
+      raw.push(name, String(each));
+    }
+  }
+  return raw;
+}
+
+/**
+ * The header fields of `raw`, pseudo-headers left out, and any the Fetch
+ * API cannot hold (the handshake's checks then refuse what is missing).
+ */
+export function fieldsOf(raw: readonly string[]): Headers {
+  const fields = new Headers();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i].charCodeAt(0) === 0x3a) continue;
+    try {
+      fields.append(raw[i], raw[i + 1]);
+    } catch {
+      // left out
+    }
+  }
+  return fields;
+}
+
 /** The stream as a byte duplex that a connection reads and writes. */
 export function http2Duplex(stream: Http2StreamLike): ByteDuplex {
   if (BUN) flushAfterWrites(stream);

@@ -41,6 +41,7 @@ import {
   type NodeUpgradeOptions,
   upgrade,
 } from "./adapters/node.ts";
+import { rawHeadersOf } from "./_http2_stream.ts";
 import {
   type NodeHttp2Headers,
   type NodeHttp2Stream,
@@ -379,14 +380,6 @@ function connectRequest(
   stream: NodeHttp2Stream,
   headers: NodeHttp2Headers,
 ): Http2ConnectRequest {
-  const rawHeaders: string[] = [];
-  for (const name of Object.keys(headers)) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    for (const each of Array.isArray(value) ? value : [value]) {
-      rawHeaders.push(name, String(each));
-    }
-  }
   const path = headers[":path"];
   return {
     method: "CONNECT",
@@ -394,7 +387,7 @@ function connectRequest(
     httpVersion: "2.0",
     httpVersionMajor: 2,
     headers,
-    rawHeaders,
+    rawHeaders: rawHeadersOf(headers),
     stream,
     socket: (stream.session as { socket?: Peer } | undefined)?.socket,
   };

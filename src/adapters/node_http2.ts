@@ -39,7 +39,13 @@
  * @module
  */
 
-import { CANCEL, http2Duplex, type Http2StreamLike } from "../_http2_stream.ts";
+import {
+  CANCEL,
+  fieldsOf,
+  http2Duplex,
+  type Http2StreamLike,
+  rawHeadersOf,
+} from "../_http2_stream.ts";
 import {
   DEFAULT_CLOSE_TIMEOUT,
   type HandshakeResult,
@@ -155,23 +161,7 @@ export function upgradeStream<S extends boolean = false>(
 function requestOf(
   headers: NodeHttp2Headers,
 ): UpgradeRequest & { raw: string[] } {
-  const fields = new Headers();
-  const raw: string[] = [];
-  for (const name of Object.keys(headers)) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    const values = Array.isArray(value) ? value : [String(value)];
-    for (const each of values) {
-      raw.push(name, each);
-      if (name.charCodeAt(0) === 0x3a) continue;
-      try {
-        fields.append(name, each);
-      } catch {
-        // A header the Fetch API cannot hold: left out, so the checks
-        // refuse what is missing.
-      }
-    }
-  }
+  const raw = rawHeadersOf(headers);
   const pseudo = (name: string) => {
     const value = headers[name];
     return typeof value === "string" ? value : undefined;
@@ -186,7 +176,7 @@ function requestOf(
     : undefined;
   return {
     method: pseudo(":method") ?? "",
-    headers: fields,
+    headers: fieldsOf(raw),
     url,
     httpVersion: "2.0",
     protocol: pseudo(":protocol"),
