@@ -610,7 +610,7 @@ export async function acceptUpgrade<
   // §4.2.2 step 5: "a valid HTTP response indicating the following ...";
   // over HTTP/2, a 200 (RFC 8441 §5's example), without Upgrade, Connection
   // or Sec-WebSocket-Accept.
-  const http2 = key === "";
+  const http2 = isExtendedConnect(request);
   const headers = http2 ? new Headers() : new Headers({
     upgrade: "websocket",
     connection: "Upgrade",
