@@ -7,11 +7,13 @@ import {
   DEFAULT_MAX_HEADERS,
   type HeadLimits,
 } from "../_http.ts";
+import type { NodeSocket } from "../_node_socket.ts";
 import { checkTime } from "../_options.ts";
 import {
   acceptUpgrade,
   type AcceptUpgradeOptions,
   HandshakeError,
+  refusalResponse,
   type UpgradeRefused,
   type UpgradeRequest,
   type UpgradeResult,
@@ -137,6 +139,33 @@ export function hookFailed(): UpgradeRefused {
     reason: "Cannot upgrade: the server failed",
     headers: new Headers(),
   };
+}
+
+/**
+ * Sends a refusal over `connection` (a socket, or an HTTP/2 stream) with
+ * `send`, and drops it with `drop` once closeTimeout has passed, if it is
+ * still open; throws what `opened` rejects with.
+ */
+export async function sendRefusal<C extends NodeSocket>(
+  connection: C,
+  refused: UpgradeRefused,
+  closeTimeout: number,
+  send: (connection: C, response: Response, body: Uint8Array) => void,
+  drop: (connection: C) => void,
+): Promise<never> {
+  const response = refused.response ?? refusalResponse(refused);
+  // Read before the connection is looked at: it may close meanwhile.
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (connection.destroyed) throw closedDuringHandshake();
+  send(connection, response, body);
+  // A peer that neither reads the refusal nor hangs up is not waited on
+  // for longer than a closing connection would be.
+  const linger = setTimeout(drop, closeTimeout, connection);
+  connection.on("close", () => clearTimeout(linger));
+  throw new HandshakeError(
+    `Refused the WebSocket handshake: ${refused.reason}`,
+    { code: refused.code, status: response.status },
+  );
 }
 
 /** What `opened` rejects with when the peer left during the handshake. */

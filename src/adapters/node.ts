@@ -41,13 +41,11 @@ import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "../connection.ts";
-import {
-  type AcceptUpgradeOptions,
-  HandshakeError,
-  refusalResponse,
-  type UpgradeRefused,
-  type UpgradeRequest,
-  type UpgradeResult,
+import type {
+  AcceptUpgradeOptions,
+  UpgradeRefused,
+  UpgradeRequest,
+  UpgradeResult,
 } from "../handshake.ts";
 import {
   checkHead,
@@ -58,6 +56,7 @@ import {
   handshakeOptions,
   hookFailed,
   ignoreError,
+  sendRefusal,
 } from "./_handshake.ts";
 
 /** The parts of a `node:http` `IncomingMessage` this adapter reads. */
@@ -211,15 +210,19 @@ async function handshake(
 }
 
 // Writes the refusal and ends the socket; throws what `opened` rejects with.
-async function refuse(
+function refuse(
   socket: NodeSocket,
   refused: UpgradeRefused,
   closeTimeout = DEFAULT_CLOSE_TIMEOUT,
 ): Promise<never> {
-  const response = refused.response ?? refusalResponse(refused);
-  // Read before the socket is looked at: it may close meanwhile.
-  const body = new Uint8Array(await response.arrayBuffer());
-  if (socket.destroyed) throw closedDuringHandshake();
+  return sendRefusal(socket, refused, closeTimeout, writeRefusal, destroy);
+}
+
+function writeRefusal(
+  socket: NodeSocket,
+  response: Response,
+  body: Uint8Array,
+): void {
   const headers = new Headers(response.headers);
   headers.set("connection", "close");
   headers.set("content-length", String(body.length));
@@ -228,12 +231,8 @@ async function refuse(
   );
   socket.write(body);
   socket.end();
-  // A peer that neither reads the refusal nor hangs up is not waited on
-  // for longer than a closing connection would be.
-  const linger = setTimeout(() => socket.destroy(), closeTimeout);
-  socket.on("close", () => clearTimeout(linger));
-  throw new HandshakeError(
-    `Refused the WebSocket handshake: ${refused.reason}`,
-    { code: refused.code, status: response.status },
-  );
+}
+
+function destroy(socket: NodeSocket): void {
+  socket.destroy();
 }

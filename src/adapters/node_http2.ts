@@ -51,12 +51,10 @@ import {
   type HandshakeResult,
   WebSocketConnection,
 } from "../connection.ts";
-import {
-  HandshakeError,
-  refusalResponse,
-  type UpgradeRefused,
-  type UpgradeRequest,
-  type UpgradeResult,
+import type {
+  UpgradeRefused,
+  UpgradeRequest,
+  UpgradeResult,
 } from "../handshake.ts";
 import {
   checkHead,
@@ -66,6 +64,7 @@ import {
   handshakeOptions,
   hookFailed,
   ignoreError,
+  sendRefusal,
 } from "./_handshake.ts";
 import type { NodeUpgradeOptions } from "./node.ts";
 
@@ -222,15 +221,20 @@ async function handshake(
 }
 
 // Sends the refusal and ends the stream; throws what `opened` rejects with.
-async function refuse(
+// The request side may still be open: one the client never ends is reset.
+function refuse(
   stream: NodeHttp2Stream,
   refused: UpgradeRefused,
   closeTimeout = DEFAULT_CLOSE_TIMEOUT,
 ): Promise<never> {
-  const response = refused.response ?? refusalResponse(refused);
-  // Read before the stream is looked at: it may close meanwhile.
-  const body = new Uint8Array(await response.arrayBuffer());
-  if (stream.destroyed) throw closedDuringHandshake();
+  return sendRefusal(stream, refused, closeTimeout, respondRefusal, cancel);
+}
+
+function respondRefusal(
+  stream: NodeHttp2Stream,
+  response: Response,
+  body: Uint8Array,
+): void {
   const headers = responseHeaders(response.status, response.headers);
   headers["content-length"] = body.length;
   try {
@@ -242,15 +246,8 @@ async function refuse(
   }
   stream.write(body);
   stream.end();
-  // The request side may still be open: a client that neither reads the
-  // refusal nor ends its side is not waited on for longer than a closing
-  // connection would be.
-  const linger = setTimeout(() => {
-    if (!stream.destroyed) stream.close(CANCEL);
-  }, closeTimeout);
-  stream.on("close", () => clearTimeout(linger));
-  throw new HandshakeError(
-    `Refused the WebSocket handshake: ${refused.reason}`,
-    { code: refused.code, status: response.status },
-  );
+}
+
+function cancel(stream: NodeHttp2Stream): void {
+  if (!stream.destroyed) stream.close(CANCEL);
 }
